@@ -1,0 +1,3 @@
+from so101d.cli import main
+
+raise SystemExit(main())
