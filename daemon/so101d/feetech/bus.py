@@ -9,6 +9,7 @@ error and leave the bus ready for the next transaction; a vanished device raises
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import select
@@ -68,7 +69,9 @@ class FeetechBus:
         exclusive: bool = True,
     ) -> None:
         if baudrate not in BAUD_RATES.values():
-            raise ValueError(f"unsupported baud rate {baudrate}; use one of {sorted(BAUD_RATES.values())}")
+            raise ValueError(
+                f"unsupported baud rate {baudrate}; use one of {sorted(BAUD_RATES.values())}"
+            )
         self.port = port
         self.baudrate = baudrate
         self.timeout = timeout
@@ -232,11 +235,13 @@ class FeetechBus:
     def _send(self, request: Packet, register: str | None) -> None:
         ser = self._require_open(register)
         try:
-            ser.reset_input_buffer()  # a late reply to an earlier request must not be taken for ours
+            # A late reply to an earlier request must not be taken for ours.
+            ser.reset_input_buffer()
             ser.write(request.encode())
         except serial.SerialTimeoutException as exc:
-            raise BusTimeout(self.port, "the adapter did not accept the request in time",
-                             register=register) from exc
+            raise BusTimeout(
+                self.port, "the adapter did not accept the request in time", register=register
+            ) from exc
         except (OSError, termios.error) as exc:
             raise self._lost(exc, register) from exc
 
@@ -264,8 +269,12 @@ class FeetechBus:
     ) -> None:
         if packet.ident not in expected or packet.ident in replies:
             wanted = motor_list(expected)
-            raise CorruptReply(self.port, f"reply from motor {packet.ident}, expected motor(s) {wanted}",
-                               motor=packet.ident, register=register)
+            raise CorruptReply(
+                self.port,
+                f"reply from motor {packet.ident}, expected motor(s) {wanted}",
+                motor=packet.ident,
+                register=register,
+            )
         if len(packet.params) != reply_size:
             raise CorruptReply(
                 self.port,
@@ -274,21 +283,26 @@ class FeetechBus:
                 register=register,
             )
         if packet.code > 0x7F:
-            raise CorruptReply(self.port, f"invalid error byte 0x{packet.code:02x}",
-                               motor=packet.ident, register=register)
+            raise CorruptReply(
+                self.port,
+                f"invalid error byte 0x{packet.code:02x}",
+                motor=packet.ident,
+                register=register,
+            )
 
     def _payloads(self, replies: Mapping[int, Packet], register: str | None) -> dict[int, bytes]:
-        """The data of each reply; ServoError (carrying the decoded data) if any has error bits."""
+        """The data of each reply; ServoError (carrying the data) if any has error bits."""
+        payloads = {ident: p.params for ident, p in replies.items()}
         faults = {ident: ServoFault(p.code) for ident, p in replies.items() if p.code}
         if faults:
             reg = _register_or_none(register)
             values = {
-                i: reg.decode(p.params)
-                for i, p in replies.items()
-                if reg is not None and len(p.params) == reg.size
+                i: reg.decode(data)
+                for i, data in payloads.items()
+                if reg is not None and len(data) == reg.size
             }
-            raise ServoError(self.port, faults, values, register=register)
-        return {ident: p.params for ident, p in replies.items()}
+            raise ServoError(self.port, faults, payloads, values, register=register)
+        return payloads
 
     def _incomplete(
         self,
@@ -310,8 +324,9 @@ class FeetechBus:
 
     def _require_open(self, register: str | None) -> serial.Serial:
         if self._serial is None:
-            raise PortGone(self.port, "port is not open (unplugged? reopen the bus)",
-                           register=register)
+            raise PortGone(
+                self.port, "port is not open (unplugged? reopen the bus)", register=register
+            )
         return self._serial
 
     def _lost(self, exc: BaseException, register: str | None) -> PortGone:
@@ -321,16 +336,16 @@ class FeetechBus:
     def _drop_serial(self) -> None:
         ser, self._serial, self._poller = self._serial, None, None
         if ser is not None:
-            try:
+            with contextlib.suppress(OSError, termios.error):  # already gone: nothing to release
                 ser.close()
-            except (OSError, termios.error):
-                pass  # the device is already gone; nothing left to release
 
     def _open_error(self, exc: BaseException) -> BusError:
         code = getattr(exc, "errno", None)
         text = str(exc)
         if code == errno.EAGAIN or "exclusively lock" in text:
-            return PortBusy(self.port, "another process holds this port (is so101d already running?)")
+            return PortBusy(
+                self.port, "another process holds this port (is so101d already running?)"
+            )
         if code == errno.EACCES or "Permission denied" in text:
             return PortGone(self.port, "permission denied: add this user to the 'dialout' group")
         if code == errno.ENOENT or "No such file" in text:

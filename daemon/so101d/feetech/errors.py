@@ -71,21 +71,28 @@ class PortBusy(BusError):
 
 
 class ServoError(BusError):
-    """The servo answered with error bits set. The data that arrived is kept in ``values``."""
+    """The servo answered with error bits set.
+
+    The data that arrived is kept: ``payloads`` as bytes per motor and, when the request named
+    a register, ``values`` decoded.
+    """
 
     def __init__(
         self,
         port: str,
         faults: Mapping[int, ServoFault],
-        values: Mapping[int, int] | None = None,
+        payloads: Mapping[int, bytes],
+        values: Mapping[int, int],
         register: str | None = None,
     ) -> None:
         self.faults = dict(faults)
-        self.values = dict(values or {})
+        self.payloads = dict(payloads)
+        self.values = dict(values)
         motors = sorted(self.faults)
         detail = "; ".join(f"motor {m} reports {self.faults[m].describe()}" for m in motors)
-        super().__init__(port, detail, motor=motors[0] if len(motors) == 1 else None,
-                         register=register)
+        super().__init__(
+            port, detail, motor=motors[0] if len(motors) == 1 else None, register=register
+        )
 
 
 def motor_list(ids: Iterable[int]) -> str:

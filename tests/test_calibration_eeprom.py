@@ -1,0 +1,108 @@
+"""The servos' EEPROM calibration, read, compared and written through our driver against the
+simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from so101d.calibration.eeprom import (
+    CALIBRATION_REGISTERS,
+    EepromDifference,
+    compare_servo_calibration,
+    read_servo_calibration,
+    write_servo_calibration,
+)
+from so101d.calibration.model import ArmCalibration, MotorCalibration
+from so101d.feetech import BusTimeout, FeetechBus
+from so101d.sim import VirtualArm
+
+from tests.test_calibration_healthy import REAL_FOLLOWER, arm, changed
+
+IDS = [1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture
+def follower(tmp_path: Path) -> Iterator[VirtualArm]:
+    with VirtualArm("follower", tmp_path / "so101_follower") as virtual:
+        yield virtual
+
+
+@pytest.fixture
+def bus(follower: VirtualArm) -> Iterator[FeetechBus]:
+    with FeetechBus(follower.link) as opened:
+        yield opened
+
+
+def expected(follower: VirtualArm) -> ArmCalibration:
+    return {
+        joint: MotorCalibration(**fields)
+        for joint, fields in follower.expected_calibration().items()
+    }
+
+
+@pytest.fixture
+def calibrated(follower: VirtualArm) -> ArmCalibration:
+    """Put the arm's proper calibration in its EEPROM as a factory would (not via the bus)."""
+    calibration = expected(follower)
+    for motor in calibration.values():
+        for field, name in CALIBRATION_REGISTERS.items():
+            follower.servo(motor.id).set(name, getattr(motor, field))
+    return calibration
+
+
+def test_reading_the_servos_gives_their_calibration(
+    calibrated: ArmCalibration, bus: FeetechBus
+) -> None:
+    assert read_servo_calibration(bus) == calibrated
+
+
+def test_a_matching_file_has_no_differences(calibrated: ArmCalibration, bus: FeetechBus) -> None:
+    assert compare_servo_calibration(bus, calibrated) == []
+
+
+def test_each_difference_is_reported(calibrated: ArmCalibration, bus: FeetechBus) -> None:
+    elbow, gripper = calibrated["elbow_flex"], calibrated["gripper"]
+    in_file = changed(calibrated, "elbow_flex", homing_offset=elbow.homing_offset - 100)
+    in_file = changed(in_file, "gripper", range_max=gripper.range_max - 1)
+    differences = compare_servo_calibration(bus, in_file)
+    assert differences == [
+        EepromDifference(
+            "elbow_flex", 3, "homing_offset", elbow.homing_offset - 100, elbow.homing_offset
+        ),
+        EepromDifference("gripper", 6, "range_max", gripper.range_max - 1, gripper.range_max),
+    ]
+    assert differences[1].describe() == (
+        f"gripper (motor 6) range_max: the file says {gripper.range_max - 1}, "
+        f"the servo holds {gripper.range_max}"
+    )
+
+
+def test_id_and_drive_mode_are_not_compared(calibrated: ArmCalibration, bus: FeetechBus) -> None:
+    assert compare_servo_calibration(bus, changed(calibrated, "wrist_flex", drive_mode=1)) == []
+
+
+def test_writing_a_file_persists_and_leaves_torque_off(
+    follower: VirtualArm, bus: FeetechBus
+) -> None:
+    new = arm(REAL_FOLLOWER, (-2047, -1, -300, 17, -1024, 2047))
+    for motor_id in IDS:  # as the daemon leaves a follower: holding, EEPROM locked
+        bus.write("Torque_Enable", motor_id, 1)
+        bus.write("Lock", motor_id, 1)
+    write_servo_calibration(bus, new)
+    assert compare_servo_calibration(bus, new) == []
+    assert follower.servo(1).get("Homing_Offset") == -2047
+    assert bus.sync_read("Torque_Enable", IDS) == dict.fromkeys(IDS, 0)
+    assert bus.sync_read("Lock", IDS) == dict.fromkeys(IDS, 0)
+    follower.power_cycle()
+    assert compare_servo_calibration(bus, new) == []
+
+
+def test_a_missing_motor_raises_the_drivers_error(
+    calibrated: ArmCalibration, bus: FeetechBus
+) -> None:
+    calibration = {**calibrated, "gripper": replace(calibrated["gripper"], id=9)}
+    with pytest.raises(BusTimeout):
+        compare_servo_calibration(bus, calibration)

@@ -1,0 +1,304 @@
+"""Our Feetech driver against the virtual arm, over a real pty."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+from so101d.feetech import (
+    BusTimeout,
+    CorruptReply,
+    FeetechBus,
+    PortBusy,
+    PortGone,
+    ServoError,
+    ServoFault,
+)
+from so101d.sim import JOINTS, Fault, VirtualArm
+
+from tests.waiting import wait_for
+
+IDS = [1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture
+def arm(tmp_path: Path) -> Iterator[VirtualArm]:
+    with VirtualArm("follower", tmp_path / "so101_follower") as arm:
+        yield arm
+
+
+@pytest.fixture
+def bus(arm: VirtualArm) -> Iterator[FeetechBus]:
+    with FeetechBus(arm.link) as bus:
+        yield bus
+
+
+def assert_healthy(bus: FeetechBus) -> None:
+    """The bus answers a full sync read: whatever happened before did not wedge it."""
+    positions = bus.sync_read("Present_Position", IDS)
+    assert sorted(positions) == IDS
+    assert all(0 <= p <= 4095 for p in positions.values())
+
+
+# -- instructions -----------------------------------------------------------------------
+
+
+def test_ping_every_motor_and_read_its_model(bus: FeetechBus) -> None:
+    for motor in IDS:
+        assert bus.ping(motor) == ServoFault(0)
+        assert bus.read("Model_Number", motor) == 777
+    firmware = {
+        (bus.read("Firmware_Major_Version", m), bus.read("Firmware_Minor_Version", m)) for m in IDS
+    }
+    assert len(firmware) == 1
+
+
+def test_ping_of_an_absent_motor_times_out_naming_port_and_motor(bus: FeetechBus) -> None:
+    with pytest.raises(BusTimeout) as caught:
+        bus.ping(9)
+    assert caught.value.motor == 9
+    assert bus.port in str(caught.value) and "motor 9" in str(caught.value)
+    assert_healthy(bus)
+
+
+def test_broadcast_ping_finds_the_six_motors(bus: FeetechBus) -> None:
+    assert bus.broadcast_ping() == {m: ServoFault(0) for m in IDS}
+
+
+def test_write_then_read_back(arm: VirtualArm, bus: FeetechBus) -> None:
+    bus.write("Lock", 3, 0)
+    bus.write("Max_Torque_Limit", 3, 500)
+    assert bus.read("Max_Torque_Limit", 3) == 500
+    assert arm.servo(3).get("Max_Torque_Limit") == 500
+
+
+def test_read_bytes_of_an_arbitrary_span(arm: VirtualArm, bus: FeetechBus) -> None:
+    span = bus.read_bytes(2, 0, 16)
+    assert len(span) == 16
+    assert int.from_bytes(span[3:5], "little") == 777
+    assert span[5] == 2  # the ID register
+
+
+def test_sync_read_returns_every_motor_in_one_transaction(arm: VirtualArm, bus: FeetechBus) -> None:
+    positions = bus.sync_read("Present_Position", IDS)
+    direct = {m: arm.servo(m).get("Present_Position") for m in IDS}
+    for motor in IDS:
+        assert abs(positions[motor] - direct[motor]) <= 2
+
+
+def test_sync_write_goals_move_the_arm(arm: VirtualArm, bus: FeetechBus) -> None:
+    start = bus.sync_read("Present_Position", IDS)
+    goals = {m: p + 150 for m, p in start.items() if m != 5}  # wrist_roll may sit near a wrap
+    bus.sync_write("Goal_Position", {m: start[m] for m in IDS})
+    bus.sync_write("Torque_Enable", {m: 1 for m in IDS})
+    bus.sync_write("Goal_Position", goals)
+    wait_for(
+        lambda: all(
+            abs(p - goals[m]) <= 5
+            for m, p in bus.sync_read("Present_Position", list(goals)).items()
+        )
+    )
+
+
+# -- sign-magnitude registers over the wire ----------------------------------------------
+
+
+def test_homing_offset_sign_bit_11(arm: VirtualArm, bus: FeetechBus) -> None:
+    bus.write("Lock", 1, 0)
+    before = bus.read("Present_Position", 1)
+    bus.write("Homing_Offset", 1, -710)
+    assert arm.servo(1).get("Homing_Offset") == -710
+    assert bus.read_bytes(1, 31, 2) == bytes.fromhex("c60a")
+    assert bus.read("Homing_Offset", 1) == -710
+    assert abs(bus.read("Present_Position", 1) - (before + 710) % 4096) <= 2
+
+
+@pytest.mark.parametrize("name", ["Goal_Velocity", "Goal_Position"])
+def test_bit_15_registers_carry_negative_values(bus: FeetechBus, name: str) -> None:
+    bus.write(name, 4, -123)
+    assert bus.read_bytes(4, 46 if name == "Goal_Velocity" else 42, 2) == bytes.fromhex("7b80")
+    assert bus.read(name, 4) == -123
+
+
+def test_present_load_sign_bit_10_follows_direction(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.JAM, motor=2)
+    present = bus.read("Present_Position", 2)
+    for direction in (+1, -1):
+        bus.write("Goal_Position", 2, present)
+        bus.write("Torque_Enable", 2, 1)
+        bus.write("Goal_Position", 2, present + direction * 400)
+        load = wait_for(
+            lambda: bus.read("Present_Load", 2) if abs(bus.read("Present_Load", 2)) > 100 else None
+        )
+        assert (load > 0) == (direction > 0)
+        assert abs(load) < 1024  # magnitude below the sign bit
+        bus.write("Torque_Enable", 2, 0)
+
+
+def test_present_velocity_is_signed_while_moving(arm: VirtualArm, bus: FeetechBus) -> None:
+    present = bus.read("Present_Position", 3)
+    bus.write("Goal_Position", 3, present)
+    bus.write("Torque_Enable", 3, 1)
+    bus.write("Goal_Position", 3, present - 800)
+    speed = wait_for(lambda: bus.read("Present_Velocity", 3) or None)
+    assert speed < 0
+
+
+# -- faults surface as typed errors; the bus recovers -------------------------------------
+
+
+def test_silence_is_a_timeout_then_recovers(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.SILENCE)
+    with pytest.raises(BusTimeout, match="no reply"):
+        bus.read("Present_Position", 1)
+    with pytest.raises(BusTimeout):
+        bus.sync_read("Present_Position", IDS)
+    arm.clear()
+    assert_healthy(bus)
+
+
+def test_corrupt_checksum_is_a_corrupt_reply_then_recovers(
+    arm: VirtualArm, bus: FeetechBus
+) -> None:
+    arm.inject(Fault.CORRUPT_CHECKSUM, count=1)
+    with pytest.raises(CorruptReply) as caught:
+        bus.read("Present_Position", 4)
+    assert caught.value.register == "Present_Position" and "motor 4" in str(caught.value)
+    assert_healthy(bus)
+
+
+def test_late_reply_times_out_and_does_not_poison_the_next_read(
+    arm: VirtualArm, bus: FeetechBus
+) -> None:
+    bus.write("Lock", 2, 0)
+    bus.write("Max_Torque_Limit", 2, 321)
+    arm.inject(Fault.LATE_REPLY, count=1, value=0.08)
+    with pytest.raises(BusTimeout):
+        bus.read("Max_Torque_Limit", 2)
+    time.sleep(0.1)  # let the late reply land in our input buffer before the next request
+    assert bus.read("Model_Number", 2) == 777  # not the stale 321
+
+
+def test_wrong_id_is_a_corrupt_reply(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.WRONG_ID, motor=3, count=1)
+    with pytest.raises(CorruptReply, match="expected motor"):
+        bus.read("Present_Position", 3)
+    assert_healthy(bus)
+
+
+def test_missing_motor_names_the_motor(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.MISSING_MOTOR, motor=3)
+    with pytest.raises(BusTimeout) as caught:
+        bus.sync_read("Present_Position", IDS)
+    assert caught.value.motor == 3 and "motor(s) 3" in str(caught.value)
+    with pytest.raises(BusTimeout):
+        bus.ping(3)
+    assert sorted(bus.sync_read("Present_Position", [1, 2, 4, 5, 6])) == [1, 2, 4, 5, 6]
+    arm.clear(Fault.MISSING_MOTOR)
+    assert_healthy(bus)
+
+
+def test_brownout_reports_the_voltage_bit_with_the_data(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.BROWNOUT, value=4.2)
+    with pytest.raises(ServoError) as caught:
+        bus.sync_read("Present_Voltage", IDS)
+    assert all(ServoFault.VOLTAGE in bits for bits in caught.value.faults.values())
+    assert all(v <= 45 for v in caught.value.values.values())
+    assert "voltage" in str(caught.value)
+    arm.clear(Fault.BROWNOUT)
+    wait_for(lambda: _no_servo_error(bus))
+
+
+def test_overheat_reports_the_overheat_bit_and_drops_torque(
+    arm: VirtualArm, bus: FeetechBus
+) -> None:
+    bus.write("Goal_Position", 2, bus.read("Present_Position", 2))
+    bus.write("Torque_Enable", 2, 1)
+    arm.inject(Fault.OVERHEAT, motor=2)
+    with pytest.raises(ServoError) as caught:
+        bus.read("Present_Temperature", 2)
+    assert caught.value.faults == {2: ServoFault.OVERHEAT}
+    assert caught.value.motor == 2 and caught.value.values[2] > 70
+    assert arm.servo(2).get("Torque_Enable") == 0
+
+
+def test_jammed_joint_overloads(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.inject(Fault.JAM, motor=3)
+    present = bus.read("Present_Position", 3)
+    bus.write("Goal_Position", 3, present)
+    bus.write("Torque_Enable", 3, 1)
+    bus.write("Goal_Position", 3, present + 600)
+
+    def overloaded() -> bool:
+        try:
+            bus.read("Present_Position", 3)
+        except ServoError as exc:
+            return ServoFault.OVERLOAD in exc.faults[3]
+        return False
+
+    wait_for(overloaded)
+    assert abs(arm.servo(3).get("Present_Position") - present) <= 2
+
+
+def _no_servo_error(bus: FeetechBus) -> bool:
+    try:
+        bus.sync_read("Present_Voltage", IDS)
+    except ServoError:
+        return False
+    return True
+
+
+# -- the port itself ----------------------------------------------------------------------
+
+
+def test_unplug_reports_port_gone_and_stays_gone(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.unplug()
+    with pytest.raises(PortGone, match="disconnected"):
+        bus.sync_read("Present_Position", IDS)
+    assert not bus.is_open
+    with pytest.raises(PortGone):
+        bus.ping(1)
+    assert not os.path.lexists(arm.link)
+
+
+def test_replug_then_reopen_works(arm: VirtualArm, bus: FeetechBus) -> None:
+    arm.unplug()
+    with pytest.raises(PortGone):
+        bus.ping(1)
+    arm.replug()
+    bus.open()
+    assert_healthy(bus)
+
+
+def test_opening_a_missing_port_names_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "nothing_here")
+    with pytest.raises(PortGone, match="no such device") as caught:
+        FeetechBus(path).open()
+    assert path in str(caught.value)
+
+
+def test_a_second_process_cannot_open_the_same_port(arm: VirtualArm, bus: FeetechBus) -> None:
+    with pytest.raises(PortBusy, match="another process"):
+        FeetechBus(arm.link).open()
+
+
+def test_lerobot_style_open_still_works_alongside_a_closed_bus(arm: VirtualArm) -> None:
+    with FeetechBus(arm.link):
+        pass
+    with serial.Serial(arm.link, 1_000_000, timeout=0.1):
+        pass
+
+
+def test_joint_order_matches_motor_ids() -> None:
+    assert JOINTS == (
+        "shoulder_pan",
+        "shoulder_lift",
+        "elbow_flex",
+        "wrist_flex",
+        "wrist_roll",
+        "gripper",
+    )
