@@ -77,15 +77,22 @@ class LeRobotScript:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            raise AssertionError(f"script still running after {timeout} s:\n{self.tail()}")
+            raise AssertionError(
+                f"script still running after {timeout} s:\n{self.tail()}"
+            ) from None
         self._reader.join(timeout=5)
         assert code == 0, f"script exited with {code}:\n{self.tail()}"
         return self.results()
 
     def results(self) -> list[dict[str, Any]]:
+        """Every reported result. LeRobot leaves prompts and cursor moves without a newline,
+        so a result may follow other text on its line."""
         lines = self.output.splitlines()
-        return [json.loads(line[len(RESULT_PREFIX):]) for line in lines
-                if line.startswith(RESULT_PREFIX)]
+        return [
+            json.loads(line[line.index(RESULT_PREFIX) + len(RESULT_PREFIX) :])
+            for line in lines
+            if RESULT_PREFIX in line
+        ]
 
     def kill(self) -> None:
         if self.process.poll() is None:

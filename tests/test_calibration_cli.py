@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from so101d.calibration.files import read_calibration
 from so101d.calibration.locate import Layout, calibration_path
 from so101d.calibration.model import JOINTS, Role
 from so101d.calibration.store import backups
-
 from tests.test_calibration_files import PRE_2025_FILE
 from tests.test_calibration_healthy import (
     REAL_FOLLOWER,

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from so101d.calibration.eeprom import (
     CALIBRATION_REGISTERS,
     EepromDifference,
@@ -18,7 +19,6 @@ from so101d.calibration.eeprom import (
 from so101d.calibration.model import ArmCalibration, MotorCalibration
 from so101d.feetech import BusTimeout, FeetechBus
 from so101d.sim import VirtualArm
-
 from tests.test_calibration_healthy import REAL_FOLLOWER, arm, changed
 
 IDS = [1, 2, 3, 4, 5, 6]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from so101d.calibration.files import (
     CalibrationFileError,
     parse_calibration,
@@ -17,7 +18,6 @@ from so101d.calibration.locate import Layout, calibration_path, locate_calibrati
 from so101d.calibration.model import MotorCalibration, Role
 from so101d.calibration.store import save_calibration
 from so101d.calibration.validate import validate_file
-
 from tests.lerobot_env import LeRobotScript
 from tests.test_calibration_healthy import (
     OLD_LEROBOT_FOLLOWER,

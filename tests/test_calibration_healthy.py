@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from so101d.calibration.files import serialize_calibration
 from so101d.calibration.model import JOINTS, ArmCalibration, MotorCalibration, Role
 from so101d.calibration.validate import Level, validate_file

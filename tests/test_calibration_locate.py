@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from so101d.calibration.files import serialize_calibration
 from so101d.calibration.locate import (
     Layout,
@@ -18,7 +19,6 @@ from so101d.calibration.locate import (
     other_layout_path,
 )
 from so101d.calibration.model import Role
-
 from tests.lerobot_env import LeRobotScript
 from tests.test_calibration_healthy import REAL_FOLLOWER, REFERENCE_FOLLOWER, arm, write
 

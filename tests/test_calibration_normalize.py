@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+
 from so101d.calibration.model import JOINTS, MotorCalibration
 from so101d.calibration.normalize import NormMode, joint_norm_modes, normalize, unnormalize
-
 from tests.lerobot_env import LeRobotScript
 
 

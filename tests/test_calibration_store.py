@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from so101d.calibration.files import read_calibration, serialize_calibration
 from so101d.calibration.locate import Layout, calibration_path
 from so101d.calibration.model import ArmCalibration, Role
 from so101d.calibration.store import backups, save_bytes, save_calibration
-
 from tests.test_calibration_healthy import (
     REAL_FOLLOWER,
     REFERENCE_FOLLOWER,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from so101d.calibration.files import serialize_calibration
 from so101d.calibration.model import FIELDS, JOINTS, ArmCalibration, Role
 from so101d.calibration.report import render_report, report_to_json
@@ -21,7 +22,6 @@ from so101d.calibration.validate import (
     validate_file,
     with_pair_checks,
 )
-
 from tests.test_calibration_files import PRE_2025_FILE
 from tests.test_calibration_healthy import (
     REAL_LEADER,

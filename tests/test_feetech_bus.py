@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import serial
+
 from so101d.feetech import (
     BusTimeout,
     CorruptReply,
@@ -19,7 +20,6 @@ from so101d.feetech import (
     ServoFault,
 )
 from so101d.sim import JOINTS, Fault, VirtualArm
-
 from tests.waiting import wait_for
 
 IDS = [1, 2, 3, 4, 5, 6]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from so101d.feetech import REGISTERS, FrameReader, Instruction, Packet, register
 from so101d.feetech.registers import decode_sign_magnitude, encode_sign_magnitude
 

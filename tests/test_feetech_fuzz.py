@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from so101d.feetech import BusError, FeetechBus, Instruction, Packet
 
+from so101d.feetech import BusError, FeetechBus, Instruction, Packet
 from tests.pty_peer import PtyPeer
 
 MIDDLE = 2048

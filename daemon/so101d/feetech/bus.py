@@ -17,7 +17,6 @@ import termios
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
 
 import serial
 
@@ -113,12 +112,7 @@ class FeetechBus:
         self.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -1,0 +1,37 @@
+"""``so101d run``: the daemon, as systemd starts it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from so101d.api import ApiError
+from so101d.cli.config import add_config_option
+from so101d.config import ConfigError, load_config
+from so101d.service import setup_logging
+from so101d.supervisor import Supervisor
+
+EX_CONFIG = 78  # sysexits.h; the unit's RestartPreventExitStatus keeps a bad config from looping
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run the daemon: wait for the arms and mirror leader to follower"
+    )
+    add_config_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"so101d: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    setup_logging(config.log_level)
+    try:
+        return Supervisor(config).run()
+    except (ApiError, OSError) as exc:
+        logging.getLogger("so101d").error("cannot start: %s", exc)
+        return 1

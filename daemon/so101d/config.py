@@ -1,0 +1,469 @@
+"""The daemon's TOML configuration: schema, defaults, and errors that name the key and the file.
+
+Every key has a type and a range; an unknown key is an error (with a suggestion when it looks
+like a typo), because a silently ignored misspelling of a safety limit is worse than a daemon
+that refuses to start. Relative paths are taken relative to the configuration file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from so101d.calibration.locate import check_arm_id
+from so101d.calibration.model import DEFAULT_MOTOR_MAP, JOINTS
+from so101d.feetech.protocol import MAX_ID
+from so101d.feetech.registers import BAUD_RATES
+
+if sys.version_info >= (3, 11):  # noqa: UP036 - tomli is the same parser for older Pythons
+    import tomllib
+else:
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "JOINTS",
+    "ArmConfig",
+    "Config",
+    "ConfigError",
+    "PairConfig",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/so101d/config.toml")
+TEMPLATE = "deploy/config.example.toml"
+STOP_POLICIES = ("release", "hold", "rest")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
+_PAIR_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_SYNTAX_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_MAX_VALUE_TEXT = 60
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    port: str
+    id: str  # calibration id: the file is <id>.json in the arm's calibration directory
+    motor_ids: dict[str, int]  # joint -> motor id on the bus
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    name: str
+    leader: ArmConfig
+    follower: ArmConfig
+    rate_hz: float
+    engage_speed_dps: float
+    max_step_deg: float
+    clamp_margin_deg: float
+    max_temperature_c: float
+    resume_temperature_c: float
+    min_voltage_v: float
+    max_voltage_v: float
+    max_load_percent: float
+    overload_time_s: float
+    stop_policy: str
+    rest_pose: dict[str, float] | None  # degrees from the calibrated middle, per joint
+    bus_timeout_ms: float
+    baudrate: int
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    calibration_dir: Path
+    socket: Path
+    stats_interval_s: float
+    log_level: str
+    pairs: dict[str, PairConfig]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used: which file, which key, which value, and why.
+
+    ``key`` is dotted (``pair.main.rate_hz``) or None for file-level problems; ``line`` is set
+    for TOML syntax errors.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        message: str,
+        *,
+        key: str | None = None,
+        value: object = None,
+        line: int | None = None,
+    ) -> None:
+        self.path = path
+        self.key = key
+        self.value = value  # None when there is no value to show (TOML has no null)
+        self.line = line
+        self.message = message
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        if self.line is not None:
+            return f"{self.path}: line {self.line}: {self.message}"
+        if self.key is None:
+            return f"{self.path}: {self.message}"
+        if self.value is None:
+            return f"{self.path}: {self.key}: {self.message}"
+        return f"{self.path}: {self.key} = {_toml_text(self.value)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class _Range:
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # the low end itself is excluded
+
+    def __contains__(self, value: float) -> bool:
+        above_low = value > self.low if self.low_open else value >= self.low
+        return above_low and value <= self.high
+
+    def describe(self) -> str:
+        low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        return low if self.high == math.inf else f"{low} and at most {self.high:g}"
+
+
+_ABOVE_ZERO = _Range(0, low_open=True)
+
+# Per-pair numbers with a default: (default, allowed range). resume_temperature_c is read
+# separately because its default follows max_temperature_c.
+_PAIR_NUMBERS: dict[str, tuple[float, _Range]] = {
+    "rate_hz": (100, _Range(1, 500)),
+    "engage_speed_dps": (30.0, _Range(0, 360, low_open=True)),
+    "max_step_deg": (4.0, _Range(0, 180, low_open=True)),
+    "clamp_margin_deg": (2.0, _Range(0, 90)),
+    "max_temperature_c": (60, _Range(20, 100)),
+    "min_voltage_v": (6.0, _Range(0, 30)),
+    "max_voltage_v": (13.5, _Range(0, 30, low_open=True)),
+    "max_load_percent": (80, _Range(0, 100, low_open=True)),
+    "overload_time_s": (0.5, _Range(0, 60, low_open=True)),
+    "bus_timeout_ms": (25, _Range(0, 1000, low_open=True)),
+}
+_RESUME_BELOW_MAX_C = 10
+_TEMPERATURE = _Range(0, 100)
+_JOINT_DEGREES = _Range(-180, 180)
+_MOTOR_ID = _Range(0, MAX_ID)
+_STATS_INTERVAL = _Range(0.1, 3600)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the file at ``path``; ConfigError if it is missing or invalid."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path,
+            "no such file: so101d reads its configuration from here; copy the commented "
+            f"template {TEMPLATE} to this path and edit it, or pass --config PATH",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read the configuration: {_reason(exc)}") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate the TOML ``text`` of the file ``path`` (used in messages and for relative paths)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(exc, text, path) from None
+    return _read_config(_Table(document, "", path))
+
+
+# -- the schema ----------------------------------------------------------------------------
+
+
+def _read_config(top: _Table) -> Config:
+    base = top.path.parent
+    calibration_dir = _resolve(top.text("calibration_dir", "/var/lib/so101d/calibration"), base)
+    socket = _resolve(top.text("socket", "/run/so101d/api.sock"), base)
+    stats_interval_s = top.number("stats_interval_s", 5.0, _STATS_INTERVAL)
+    log_level = top.choice("log_level", "info", LOG_LEVELS)
+    if not top.has("pair"):
+        raise top.missing("pair", f"no pair defined: add a [pair.NAME] table (see {TEMPLATE})")
+    pair_tables = top.table("pair")
+    top.reject_unknown()
+    _check_socket_path(top, socket)
+    pairs = {name: _read_pair(name, table) for name, table in _pair_tables(pair_tables)}
+    _check_unique_ports(top.path, pairs.values())
+    return Config(top.path, calibration_dir, socket, stats_interval_s, log_level, pairs)
+
+
+def _pair_tables(pairs: _Table) -> Iterator[tuple[str, _Table]]:
+    if not pairs.data:
+        raise pairs.error(None, "no pair defined: add at least one [pair.NAME] table")
+    for name in pairs.data:
+        table = pairs.table(name, what="a pair table such as [pair.main]")
+        if not _PAIR_NAME.fullmatch(name):
+            raise table.error(None, "pair names may use only letters, digits, '_' and '-'")
+        yield name, table
+
+
+def _read_pair(name: str, table: _Table) -> PairConfig:
+    numbers = {
+        key: table.number(key, default, rng) for key, (default, rng) in _PAIR_NUMBERS.items()
+    }
+    max_temperature = numbers["max_temperature_c"]
+    resume_temperature = table.number(
+        "resume_temperature_c", max_temperature - _RESUME_BELOW_MAX_C, _TEMPERATURE
+    )
+    stop_policy = table.choice("stop_policy", "release", STOP_POLICIES)
+    rest_table = table.optional_table("rest_pose")
+    baudrate = table.integer("baudrate", 1_000_000, _ABOVE_ZERO)
+    leader_table = table.table("leader")
+    follower_table = table.table("follower")
+    table.reject_unknown()
+    _check_pair_limits(table, numbers, resume_temperature, baudrate)
+    return PairConfig(
+        name=name,
+        leader=_read_arm(leader_table),
+        follower=_read_arm(follower_table),
+        resume_temperature_c=resume_temperature,
+        stop_policy=stop_policy,
+        rest_pose=_read_rest_pose(table, stop_policy, rest_table),
+        baudrate=baudrate,
+        **numbers,
+    )
+
+
+def _check_pair_limits(
+    table: _Table, numbers: Mapping[str, float], resume_temperature: float, baudrate: int
+) -> None:
+    max_temperature = numbers["max_temperature_c"]
+    if baudrate not in BAUD_RATES.values():
+        rates = ", ".join(str(rate) for rate in sorted(BAUD_RATES.values()))
+        raise table.error("baudrate", f"the servos support {rates}", baudrate)
+    if resume_temperature >= max_temperature:
+        raise table.error(
+            "resume_temperature_c",
+            f"must be below max_temperature_c ({max_temperature:g}) so a paused pair can cool",
+            resume_temperature,
+        )
+    if numbers["min_voltage_v"] >= numbers["max_voltage_v"]:
+        raise table.error(
+            "min_voltage_v",
+            f"must be below max_voltage_v ({numbers['max_voltage_v']:g})",
+            numbers["min_voltage_v"],
+        )
+
+
+def _read_arm(table: _Table) -> ArmConfig:
+    port = table.text("port")
+    arm_id = table.text("id")
+    motor_table = table.optional_table("motor_ids")
+    table.reject_unknown()
+    try:
+        check_arm_id(arm_id)
+    except ValueError as exc:
+        raise table.error("id", str(exc), arm_id) from None
+    motor_ids = dict(DEFAULT_MOTOR_MAP) if motor_table is None else _read_motor_ids(motor_table)
+    return ArmConfig(port=port, id=arm_id, motor_ids=motor_ids)
+
+
+def _read_motor_ids(table: _Table) -> dict[str, int]:
+    motor_ids = {joint: table.integer(joint, None, _MOTOR_ID) for joint in JOINTS}
+    table.reject_unknown()
+    seen: dict[int, str] = {}
+    for joint, motor in motor_ids.items():
+        if motor in seen:
+            raise table.error(joint, f"motor {motor} is already {seen[motor]}'s", motor)
+        seen[motor] = joint
+    return motor_ids
+
+
+def _read_rest_pose(
+    pair: _Table, stop_policy: str, table: _Table | None
+) -> dict[str, float] | None:
+    if table is None:
+        if stop_policy == "rest":
+            raise pair.error(
+                "rest_pose",
+                'stop_policy = "rest" needs a rest pose: add '
+                "rest_pose = { shoulder_pan = 0.0, ... } in degrees from the calibrated middle",
+            )
+        return None
+    if stop_policy != "rest":
+        raise pair.error(
+            "rest_pose",
+            f'is used only with stop_policy = "rest" (this pair has "{stop_policy}"); '
+            "remove it or change stop_policy",
+        )
+    pose = {
+        joint: table.number(joint, None, _JOINT_DEGREES) for joint in JOINTS if table.has(joint)
+    }
+    table.reject_unknown()
+    if not pose:
+        raise pair.error(
+            "rest_pose", f"names no joint; give degrees for some of {', '.join(JOINTS)}"
+        )
+    return pose
+
+
+def _check_socket_path(top: _Table, socket: Path) -> None:
+    if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+        raise top.error(
+            "socket",
+            f"is longer than the {MAX_SOCKET_PATH} bytes a Unix socket path may have",
+            str(socket),
+        )
+
+
+def _check_unique_ports(path: Path, pairs: Iterable[PairConfig]) -> None:
+    owners: dict[str, str] = {}
+    for pair in pairs:
+        for role, arm in (("leader", pair.leader), ("follower", pair.follower)):
+            key = f"pair.{pair.name}.{role}.port"
+            owner = owners.setdefault(os.path.normpath(arm.port), key)
+            if owner != key:
+                raise ConfigError(
+                    path,
+                    f"is also {owner}: each arm needs its own serial port",
+                    key=key,
+                    value=arm.port,
+                )
+
+
+def _resolve(text: str, base: Path) -> Path:
+    return base / Path(text).expanduser()
+
+
+# -- reading one table ---------------------------------------------------------------------
+
+
+class _Table:
+    """One TOML table being read: typed getters that name the dotted key and file on error.
+
+    Every key a getter asks for counts as known; ``reject_unknown()`` then refuses the rest.
+    """
+
+    def __init__(self, data: Mapping[str, Any], prefix: str, path: Path) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.path = path
+        self._known: set[str] = set()
+
+    def key(self, name: str | None) -> str | None:
+        if name is None:
+            return self.prefix or None
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str | None, message: str, value: object = None) -> ConfigError:
+        return ConfigError(self.path, message, key=self.key(name), value=value)
+
+    def has(self, name: str) -> bool:
+        self._known.add(name)
+        return name in self.data
+
+    def value(self, name: str, default: Any) -> Any:
+        """The raw value, or ``default`` (None: the key is required)."""
+        if self.has(name):
+            return self.data[name]
+        if default is None:
+            raise self.missing(name)
+        return default
+
+    def number(self, name: str, default: float | None, allowed: _Range) -> float:
+        value = self.value(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number {allowed.describe()}", value)
+        if not math.isfinite(value) or value not in allowed:
+            raise self.error(name, f"must be {allowed.describe()}", value)
+        return float(value)
+
+    def integer(self, name: str, default: int | None, allowed: _Range) -> int:
+        value = self.value(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"must be a whole number {allowed.describe()}", value)
+        if value not in allowed:
+            raise self.error(name, f"must be {allowed.describe()}", value)
+        return value
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.value(name, default)
+        if not isinstance(value, str):
+            raise self.error(name, 'must be a string in quotes, e.g. "..."', value)
+        if not value:
+            raise self.error(name, "must not be empty", value)
+        return value
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if value not in options:
+            hint = _suggestion(value, options)
+            raise self.error(name, f"must be one of {', '.join(options)}{hint}", value)
+        return value
+
+    def table(self, name: str, what: str = "a table") -> _Table:
+        value = self.value(name, None)
+        if not isinstance(value, dict):
+            raise self.error(name, f"must be {what}", value)
+        return _Table(value, self.key(name) or name, self.path)
+
+    def optional_table(self, name: str) -> _Table | None:
+        return self.table(name) if self.has(name) else None
+
+    def reject_unknown(self) -> None:
+        for name, value in self.data.items():
+            if name not in self._known:
+                hint = _suggestion(name, sorted(self._known))
+                raise self.error(name, f"unknown key{hint or '; remove it'}", value)
+
+    def missing(self, name: str, message: str | None = None) -> ConfigError:
+        # A required key that is absent is most often a misspelt one.
+        typo = difflib.get_close_matches(name, list(self.data), n=1)
+        found = f" (found {typo[0]!r}: a typo?)" if typo else ""
+        where = f"[{self.prefix}]" if self.prefix else "the top level"
+        return self.error(name, f"{message or f'missing: add it to {where}'}{found}")
+
+
+def _suggestion(word: str, options: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {matches[0]}?" if matches else ""
+
+
+def _toml_text(value: object) -> str:
+    """``value`` as it would be written in TOML, shortened for messages."""
+    text = _toml(value)
+    return text if len(text) <= _MAX_VALUE_TEXT else text[: _MAX_VALUE_TEXT - 3] + "..."
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return str(value)
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, text: str, path: Path) -> ConfigError:
+    message = str(exc)
+    position = _SYNTAX_POSITION.search(message)
+    if position:
+        line = int(position.group(1))
+        message = f"{message[: position.start()]} (column {position.group(2)})"
+    else:  # "(at end of document)"
+        line = max(1, len(text.splitlines()))
+    return ConfigError(path, f"invalid TOML: {message}", line=line)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -1,0 +1,406 @@
+"""One leader/follower pair's state machine, running in its own thread.
+
+waiting → checking → prechecking → engaging → teleop; any trouble → fault, then back to
+waiting after a capped exponential backoff, or latched until what can fix it happens (a
+calibration file changes, a board is replugged, the follower cools, or `so101d resume`).
+`pause`/`emergency stop` park the pair in ``paused`` until resumed. Every transition is
+logged once with its reason. Nothing here can stop another pair or the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from so101d.arm import Arm
+from so101d.calibration.eeprom import write_servo_calibration
+from so101d.calibration.model import Role
+from so101d.checking import (
+    ArmFiles,
+    PairCalibration,
+    calibration_fingerprint,
+    load_pair_calibration,
+)
+from so101d.config import PairConfig
+from so101d.faults import Latch, PairFault, SafetyFault
+from so101d.feetech import BusError, PortBusy, PortGone
+from so101d.precheck import PrecheckReport, run_precheck
+from so101d.teleop import TeleopLoop, degrees_to_ticks
+
+MAX_BACKOFF_S = 30.0
+FIRST_BACKOFF_S = 0.5
+STABLE_TELEOP_S = 10.0  # a session this long resets the backoff
+COOLING_CHECK_S = 5.0
+
+
+class State(enum.StrEnum):
+    WAITING = "waiting"
+    CHECKING = "checking"
+    PRECHECKING = "prechecking"
+    ENGAGING = "engaging"
+    TELEOP = "teleop"
+    PAUSED = "paused"
+    FAULT = "fault"
+    STOPPED = "stopped"
+
+
+def arm_files(config: PairConfig) -> tuple[ArmFiles, ArmFiles]:
+    """Where the pair's calibration files are found: by role, calibration id and motor map."""
+    return (
+        ArmFiles(Role.LEADER, config.leader.id, config.leader.motor_ids),
+        ArmFiles(Role.FOLLOWER, config.follower.id, config.follower.motor_ids),
+    )
+
+
+class PairRunner(threading.Thread):
+    """Runs one pair. Other threads call the control methods and read :meth:`snapshot`."""
+
+    def __init__(
+        self,
+        config: PairConfig,
+        calibration_dir: Path,
+        *,
+        stats_interval_s: float = 5.0,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        super().__init__(name=f"pair-{config.name}", daemon=True)
+        self.config = config
+        self.calibration_dir = calibration_dir
+        self.stats_interval_s = stats_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.log = logging.getLogger(f"so101d.pair.{config.name}")
+        self.arms = arm_files(config)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._paused: str | None = None
+        self._resumed = 0
+        self._device_generation = 0
+        self._backoff_level = 0
+        self._loop: TeleopLoop | None = None
+        self._precheck: PrecheckReport | None = None
+        self._last_stats = 0.0
+        self.heartbeat = time.monotonic()
+        self.state = State.WAITING
+        self.reason = "starting"
+        self.latch: Latch | None = None
+        self.since = time.time()
+        self.restarts = 0
+
+    # -- control, from other threads -------------------------------------------------------
+
+    def devices_changed(self) -> None:
+        with self._lock:
+            self._device_generation += 1
+        self._wake.set()
+
+    def pause(self, reason: str = "paused by request") -> None:
+        with self._lock:
+            self._paused = reason
+        self._wake.set()
+
+    def emergency_stop(self) -> None:
+        self.pause("emergency stop: follower torque off; `so101d resume` to continue")
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = None
+            self._resumed += 1
+            self._backoff_level = 0
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            status: dict[str, Any] = {
+                "state": str(self.state),
+                "reason": self.reason,
+                "latched": str(self.latch) if self.latch else None,
+                "since": dt.datetime.fromtimestamp(self.since, dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
+                "restarts": self.restarts,
+                "leader": {
+                    "port": self.config.leader.port,
+                    "id": self.config.leader.id,
+                    "present": os.path.exists(self.config.leader.port),
+                },
+                "follower": {
+                    "port": self.config.follower.port,
+                    "id": self.config.follower.id,
+                    "present": os.path.exists(self.config.follower.port),
+                },
+            }
+            loop, running = self._loop, self.state in (State.ENGAGING, State.TELEOP)
+        status.update(_loop_status(loop, running))
+        return status
+
+    def status_line(self) -> str:
+        with self._lock:
+            state, reason = self.state, self.reason
+        if state is State.TELEOP and self._loop is not None:
+            return f"{self.config.name}: teleop {self._loop.stats.snapshot()['rate_hz']:.0f} Hz"
+        short = reason if len(reason) <= 60 else reason[:57] + "..."
+        return f"{self.config.name}: {state} ({short})"
+
+    def heartbeat_age(self) -> float:
+        return time.monotonic() - self.heartbeat
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self._stopping:
+            try:
+                self._session()
+            except PairFault as fault:
+                self._on_fault(fault)
+            except Exception as exc:  # a bug must not kill the pair: report it and retry
+                self.log.exception("unexpected error")
+                self._on_fault(PairFault(f"internal error: {exc!r}"))
+            if self._paused and not self._stopping:
+                self._wait_while_paused()
+        self._enter(State.STOPPED, "daemon stopping")
+
+    def _session(self) -> None:
+        ports = (self.config.leader.port, self.config.follower.port)
+        self._enter(State.WAITING, f"waiting for {ports[0]} and {ports[1]}")
+        if not self._wait_until(lambda: all(os.path.exists(p) for p in ports)):
+            return
+        self._enter(State.CHECKING, "validating calibration files")
+        calibration = load_pair_calibration(self.calibration_dir, *self.arms)
+        for warning in calibration.warnings:
+            self.log.warning("calibration: %s", warning)
+        self._enter(State.PRECHECKING, "no-motion checks of both arms")
+        with open_arms(self.config, calibration) as (leader, follower):
+            self._run_precheck(leader, follower)
+            self._teleoperate(leader, follower)
+
+    def _run_precheck(self, leader: Arm, follower: Arm) -> None:
+        report = run_precheck(leader, follower, self.config)
+        with self._lock:
+            self._precheck = report
+        for line in report.table().splitlines():
+            self.log.info("precheck: %s", line)
+        for warning in report.warnings:
+            self.log.warning("precheck: %s", warning)
+        if report.fault is not None:
+            raise report.fault
+        for arm in (leader, follower):
+            if changed := arm.answer_without_delay():
+                self.log.info("%s: servo return delay set to 0 on %s", arm.role, ", ".join(changed))
+            if report.eeprom.get(arm.role):
+                self.log.warning(
+                    "%s: writing the calibration file's values to the servo EEPROM", arm.role
+                )
+                write_servo_calibration(arm.bus, arm.calibration)
+
+    def _teleoperate(self, leader: Arm, follower: Arm) -> None:
+        loop = TeleopLoop(leader, follower, self.config, self._keep_going, self._on_cycle)
+        with self._lock:
+            self._loop = loop
+        started = time.monotonic()
+        try:
+            self._enter(
+                State.ENGAGING,
+                f"ramping the follower to the leader's pose at {self.config.engage_speed_dps:g}°/s",
+            )
+            if loop.engage():
+                self._enter(State.TELEOP, "mirroring the leader")
+                loop.run()
+        except BaseException as exc:
+            self._leave_teleop(loop, follower, exc)
+            raise
+        else:
+            self._leave_teleop(loop, follower, None)
+        finally:
+            if time.monotonic() - started >= STABLE_TELEOP_S:
+                self._backoff_level = 0
+
+    def _leave_teleop(self, loop: TeleopLoop, follower: Arm, exc: BaseException | None) -> None:
+        """Apply the stop policy (torque off for safety faults and emergency stops)."""
+        policy = self.config.stop_policy
+        if isinstance(exc, SafetyFault) or (self._paused or "").startswith("emergency"):
+            policy = "release"
+        try:
+            if policy == "rest" and self.config.rest_pose and exc is None:
+                loop.move_to(self._rest_ticks(follower))
+            if policy in ("release", "rest"):
+                confirmed = follower.release()
+                self.log.info("follower torque off%s", "" if confirmed else " (not confirmed)")
+            else:
+                self.log.info("follower holds its position (stop_policy = hold)")
+        except BusError as err:
+            self.log.warning("could not apply the stop policy on the follower: %s", err)
+
+    def _rest_ticks(self, follower: Arm) -> dict[str, float]:
+        assert self.config.rest_pose is not None
+        return {
+            joint: follower.calibration[joint].midpoint + degrees_to_ticks(deg)
+            for joint, deg in self.config.rest_pose.items()
+        }
+
+    def _keep_going(self) -> bool:
+        return not self._stopping and self._paused is None
+
+    def _on_cycle(self) -> None:
+        now = time.monotonic()
+        self.heartbeat = now
+        if now - self._last_stats >= self.stats_interval_s and self.state is State.TELEOP:
+            self._last_stats = now
+            self.log.info("stats: %s", _stats_text(self._loop))
+
+    # -- faults and waiting ----------------------------------------------------------------
+
+    def _on_fault(self, fault: PairFault) -> None:
+        if self._stopping:
+            return
+        self.restarts += 1
+        self._enter(State.FAULT, fault.reason, fault.latch)
+        if fault.latch is None:
+            self._wait_backoff()
+        else:
+            self._wait_latch_cleared(fault.latch)
+
+    def _wait_backoff(self) -> None:
+        delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**self._backoff_level)
+        self._backoff_level += 1
+        self.log.info("retrying in %.1f s", delay)
+        generation = self._device_generation
+        deadline = time.monotonic() + delay
+        self._wait_until(
+            lambda: time.monotonic() >= deadline or self._device_generation != generation
+        )
+
+    def _wait_latch_cleared(self, latch: Latch) -> None:
+        resumed, generation = self._resumed, self._device_generation
+        fingerprint = calibration_fingerprint(self.calibration_dir, self.arms)
+        next_cooling_check = time.monotonic() + COOLING_CHECK_S
+
+        def cleared() -> bool:
+            nonlocal next_cooling_check
+            if self._resumed != resumed:
+                return True
+            if latch is Latch.CALIBRATION:
+                return calibration_fingerprint(self.calibration_dir, self.arms) != fingerprint
+            if latch is Latch.DEVICES:
+                return self._device_generation != generation
+            if latch is Latch.COOLING and time.monotonic() >= next_cooling_check:
+                next_cooling_check = time.monotonic() + COOLING_CHECK_S
+                return self._follower_cooled()
+            return False
+
+        if self._wait_until(cleared):
+            self.log.info("fault cleared, starting again")
+
+    def _follower_cooled(self) -> bool:
+        follower = self.config.follower
+        arm = Arm(
+            Role.FOLLOWER, follower.port, follower.motor_ids, {}, baudrate=self.config.baudrate
+        )
+        try:
+            with arm:
+                hottest = max(arm.sync_read("Present_Temperature").values())
+        except BusError:
+            return False
+        self.log.info(
+            "follower at %d °C, waiting for %g °C", hottest, self.config.resume_temperature_c
+        )
+        return hottest < self.config.resume_temperature_c
+
+    def _wait_while_paused(self) -> None:
+        reason = self._paused or "paused"
+        self._enter(State.PAUSED, reason, Latch.OPERATOR)
+        self._wait_until(lambda: self._paused is None)
+
+    def _wait_until(self, condition: Callable[[], bool]) -> bool:
+        """Wait for ``condition``, waking on events and every heartbeat; False if stopping."""
+        while not self._stopping:
+            if condition():
+                return True
+            self.heartbeat = time.monotonic()
+            self._wake.wait(self.heartbeat_s)
+            self._wake.clear()
+            if self._paused and self.state not in (State.PAUSED,):
+                return False
+        return False
+
+    def _enter(self, state: State, reason: str, latch: Latch | None = None) -> None:
+        with self._lock:
+            self.state, self.reason, self.latch = state, reason, latch
+            self.since = time.time()
+        self.heartbeat = time.monotonic()
+        level = logging.WARNING if state is State.FAULT else logging.INFO
+        latched = f" [latched until {latch}]" if latch and state is State.FAULT else ""
+        self.log.log(level, "%s: %s%s", state, reason, latched)
+
+
+@contextlib.contextmanager
+def open_arms(config: PairConfig, calibration: PairCalibration) -> Iterator[tuple[Arm, Arm]]:
+    """Both arms of a pair, opened (exclusively) and closed again on exit."""
+    timeout_s = config.bus_timeout_ms / 1000
+    arms = [
+        Arm(role, arm.port, arm.motor_ids, cal, baudrate=config.baudrate, timeout_s=timeout_s)
+        for role, arm, cal in (
+            (Role.LEADER, config.leader, calibration.leader),
+            (Role.FOLLOWER, config.follower, calibration.follower),
+        )
+    ]
+    try:
+        for arm in arms:
+            _open(arm)
+        yield arms[0], arms[1]
+    finally:
+        for arm in arms:
+            arm.close()
+
+
+def _open(arm: Arm) -> None:
+    try:
+        arm.open()
+    except PortBusy as exc:
+        raise PairFault(f"{arm.role}: {exc} (lerobot-teleoperate running?)") from exc
+    except PortGone as exc:
+        raise PairFault(f"{arm.role} board went away while opening: {exc}") from exc
+
+
+def _loop_status(loop: TeleopLoop | None, running: bool) -> dict[str, Any]:
+    """Loop figures while it runs; the last session's temperatures and voltages after it."""
+    idle = {"rate_hz": 0.0, "cycle_p50_ms": 0.0, "cycle_p99_ms": 0.0, "errors": 0}
+    if loop is None:
+        return {**idle, "temperatures": {}, "voltages": {}}
+    readings = dict(loop.telemetry)
+    stats = loop.stats.snapshot() if running else idle
+    return {
+        **{k: v for k, v in stats.items() if k != "cycles"},
+        "temperatures": {joint: r.temperature_c for joint, r in readings.items()},
+        "voltages": {joint: r.voltage_v for joint, r in readings.items()},
+    }
+
+
+def _stats_text(loop: TeleopLoop | None) -> str:
+    if loop is None:
+        return "no loop"
+    stats = loop.stats.snapshot()
+    readings = list(loop.telemetry.values())
+    health = ""
+    if readings:
+        temps = [r.temperature_c for r in readings]
+        volts = sorted(r.voltage_v for r in readings)
+        health = f", follower {min(temps)}-{max(temps)} °C {volts[len(volts) // 2]:.1f} V"
+    return (
+        f"{stats['rate_hz']:.1f} Hz, cycle p50 {stats['cycle_p50_ms']:.2f} ms "
+        f"p99 {stats['cycle_p99_ms']:.2f} ms, {stats['errors']} bus errors{health}"
+    )

@@ -1,0 +1,329 @@
+"""The no-motion precheck: everything that must be true before a follower gets torque.
+
+Each check runs on both arms and yields a cell per arm; the first failing cell (in check
+order) becomes the pair's fault. Nothing here moves a joint: torque is switched off.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from so101d.arm import Arm
+from so101d.calibration.eeprom import EepromDifference, compare_servo_calibration
+from so101d.calibration.model import WRIST_ROLL, Role
+from so101d.config import PairConfig
+from so101d.faults import Latch, PairFault
+from so101d.feetech import STS3215_MODEL_NUMBER, BusError, ServoFault
+from so101d.feetech.registers import ENCODER_RESOLUTION
+
+OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
+_RANGE_SLACK = 0.05  # a joint may read this fraction of its span outside the recorded range
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One check's result on one arm: a short text for the table, a sentence when not ok."""
+
+    status: str
+    text: str
+    problem: str | None = None
+    latch: Latch | None = None
+    value: float | None = None  # the measured quantity, where one check needs another's
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    leader: Cell
+    follower: Cell
+
+
+@dataclass
+class PrecheckReport:
+    checks: list[Check] = field(default_factory=list)
+    eeprom: dict[str, list[EepromDifference]] = field(default_factory=dict)
+
+    @property
+    def fault(self) -> PairFault | None:
+        for check in self.checks:
+            for cell in (check.leader, check.follower):
+                if cell.status == FAIL:
+                    return PairFault(cell.problem or check.name, cell.latch)
+        return None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            cell.problem
+            for check in self.checks
+            for cell in (check.leader, check.follower)
+            if cell.status == WARN and cell.problem
+        ]
+
+    def table(self) -> str:
+        rows = [("check", "leader", "follower", "verdict")]
+        for check in self.checks:
+            verdict = _worst(check.leader.status, check.follower.status)
+            rows.append((check.name, check.leader.text, check.follower.text, verdict))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        fault = self.fault
+        return {
+            "ok": fault is None,
+            "fault": fault.reason if fault else None,
+            "latched": fault.latched if fault else False,
+            "checks": [
+                {"check": c.name, "leader": vars(c.leader), "follower": vars(c.follower)}
+                for c in self.checks
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def _worst(*statuses: str) -> str:
+    for status in (FAIL, WARN, SKIPPED):
+        if status in statuses:
+            return status
+    return OK
+
+
+ArmCheck = Callable[[Arm, PairConfig], Cell]
+
+
+def run_precheck(leader: Arm, follower: Arm, config: PairConfig) -> PrecheckReport:
+    """Run every check on both (open) arms; bus errors become failed cells, never escape."""
+    report = PrecheckReport()
+    reachable = {arm.role: True for arm in (leader, follower)}
+    for name, check in CHECKS:
+        cells = [_run(check, arm, config, reachable) for arm in (leader, follower)]
+        report.checks.append(Check(name, *cells))
+    _check_boards_not_swapped(report, leader, follower, config)
+    for arm in (leader, follower):
+        if reachable[arm.role]:
+            report.eeprom[arm.role] = _eeprom_differences(arm)
+    report.checks.append(
+        Check("EEPROM = file", *(_eeprom_cell(report, a) for a in (leader, follower)))
+    )
+    return report
+
+
+def _run(check: ArmCheck, arm: Arm, config: PairConfig, reachable: dict[Role, bool]) -> Cell:
+    if not reachable[arm.role]:
+        return Cell(SKIPPED, "-")
+    try:
+        cell = check(arm, config)
+    except BusError as exc:
+        cell = Cell(FAIL, "no answer", f"{arm.role} on {arm.port}: {exc}")
+    if cell.status == FAIL and cell.latch is Latch.DEVICES:
+        reachable[arm.role] = False
+    return cell
+
+
+def _motors_answer(arm: Arm, config: PairConfig) -> Cell:
+    missing, faulty = [], {}
+    for joint, motor in arm.motor_ids.items():
+        try:
+            bits = arm.bus.ping(motor)
+        except BusError:
+            missing.append(f"{motor} ({joint})")
+            continue
+        if bits:
+            faulty[joint] = bits
+    if missing:
+        return Cell(
+            FAIL,
+            f"missing {', '.join(missing)}",
+            f"{arm.role} motor(s) {', '.join(missing)} do not answer on {arm.port}: check "
+            f"the servo cables, then unplug and replug the board (or `so101d resume`)",
+            Latch.DEVICES,
+        )
+    if faulty:
+        text = "; ".join(f"{j}: {bits.describe()}" for j, bits in faulty.items())
+        return Cell(
+            FAIL,
+            "error bits",
+            f"{arm.role} servos report errors: {text}",
+            _latch_for(ServoFault(sum(faulty.values()))),
+        )
+    return Cell(OK, f"{len(arm.ids)}/{len(arm.ids)}")
+
+
+def _latch_for(bits: ServoFault) -> Latch | None:
+    if ServoFault.OVERHEAT in bits:
+        return Latch.COOLING
+    if bits & (ServoFault.OVERLOAD | ServoFault.OVERCURRENT | ServoFault.ANGLE_SENSOR):
+        return Latch.OPERATOR
+    return None
+
+
+def _model_numbers(arm: Arm, config: PairConfig) -> Cell:
+    wrong = {j: arm.bus.read("Model_Number", m) for j, m in arm.motor_ids.items()}
+    wrong = {j: model for j, model in wrong.items() if model != STS3215_MODEL_NUMBER}
+    if wrong:
+        found = ", ".join(f"{j}: {model}" for j, model in wrong.items())
+        return Cell(
+            FAIL,
+            "wrong model",
+            f"{arm.role} on {arm.port} has servos that are not "
+            f"STS3215 (model {STS3215_MODEL_NUMBER}): {found}",
+            Latch.DEVICES,
+        )
+    return Cell(OK, f"STS3215 x{len(arm.ids)}")
+
+
+def _firmware(arm: Arm, config: PairConfig) -> Cell:
+    versions = {
+        f"{arm.bus.read('Firmware_Major_Version', m)}.{arm.bus.read('Firmware_Minor_Version', m)}"
+        for m in arm.ids
+    }
+    if len(versions) > 1:
+        return Cell(
+            WARN,
+            "mixed " + "/".join(sorted(versions)),
+            f"{arm.role} servos run different firmware ({', '.join(sorted(versions))}); "
+            f"LeRobot refuses such an arm",
+        )
+    return Cell(OK, versions.pop())
+
+
+def _torque_off(arm: Arm, config: PairConfig) -> Cell:
+    arm.disable_torque()
+    return Cell(OK, "off (read back)")
+
+
+def _supply_voltage(arm: Arm, config: PairConfig) -> Cell:
+    volts = statistics.median(arm.sync_read("Present_Voltage").values()) / 10
+    text = f"{volts:.1f} V"
+    if arm.role is Role.FOLLOWER and not config.min_voltage_v <= volts <= config.max_voltage_v:
+        return Cell(
+            FAIL,
+            text,
+            f"follower supply reads {volts:.1f} V, outside "
+            f"{config.min_voltage_v:g}-{config.max_voltage_v:g} V: check its power supply",
+            value=volts,
+        )
+    return Cell(OK, text, value=volts)
+
+
+def _temperature(arm: Arm, config: PairConfig) -> Cell:
+    temperatures = arm.sync_read("Present_Temperature")
+    joint = max(temperatures, key=temperatures.__getitem__)
+    hottest = temperatures[joint]
+    text = f"max {hottest} °C"
+    if arm.role is Role.FOLLOWER and hottest >= config.max_temperature_c:
+        return Cell(
+            FAIL,
+            text,
+            f"follower {joint} is at {hottest} °C (limit "
+            f"{config.max_temperature_c:g} °C): waiting for it to cool below "
+            f"{config.resume_temperature_c:g} °C",
+            Latch.COOLING,
+        )
+    return Cell(OK, text)
+
+
+def _positions_in_file_frame(arm: Arm) -> dict[str, int]:
+    """Present positions as they will read once the file's homing offsets are in the servos.
+
+    A servo reports ``(actual - Homing_Offset) mod 4096`` with the offset in its EEPROM, which
+    may still differ from the file; the check must not depend on that.
+    """
+    positions = arm.sync_read("Present_Position")
+    offsets = arm.sync_read("Homing_Offset")
+    return {
+        joint: (position + offsets[joint] - arm.calibration[joint].homing_offset)
+        % ENCODER_RESOLUTION
+        for joint, position in positions.items()
+    }
+
+
+def _positions_in_range(arm: Arm, config: PairConfig) -> Cell:
+    positions = _positions_in_file_frame(arm)
+    outside, near = [], []
+    for joint, position in positions.items():
+        cal = arm.calibration[joint]
+        if joint == WRIST_ROLL and cal.span >= 4000:
+            continue
+        slack = max(50, _RANGE_SLACK * cal.span)
+        if position < cal.range_min - slack or position > cal.range_max + slack:
+            outside.append(f"{joint} reads {position}, range {cal.range_min}-{cal.range_max}")
+        elif not cal.range_min <= position <= cal.range_max:
+            near.append(joint)
+    if outside:
+        return Cell(
+            FAIL,
+            "outside range",
+            f"{arm.role} positions outside the calibrated range "
+            f"({'; '.join(outside)}): the calibration does not match this arm. Check the "
+            f"arm id in the config or recalibrate",
+            Latch.CALIBRATION,
+        )
+    if near:
+        return Cell(
+            WARN,
+            "at range edge",
+            f"{arm.role} {', '.join(near)} slightly outside the calibrated range (at an end stop?)",
+        )
+    return Cell(OK, "inside range")
+
+
+CHECKS: list[tuple[str, ArmCheck]] = [
+    ("motors answer", _motors_answer),
+    ("model", _model_numbers),
+    ("firmware", _firmware),
+    ("torque", _torque_off),
+    ("supply", _supply_voltage),
+    ("temperature", _temperature),
+    ("positions", _positions_in_range),
+]
+
+
+def _check_boards_not_swapped(
+    report: PrecheckReport, leader: Arm, follower: Arm, config: PairConfig
+) -> None:
+    """A leader board runs at ~5 V, a follower at 7.4 or 12 V: their voltages tell them apart."""
+    index = next(i for i, check in enumerate(report.checks) if check.name == "supply")
+    supply = report.checks[index]
+    lead_v, follow_v = supply.leader.value, supply.follower.value
+    if lead_v is None or follow_v is None:
+        return
+    if lead_v >= config.min_voltage_v > follow_v:
+        problem = (
+            f"the boards look swapped: {leader.port} (configured as leader) reads "
+            f"{lead_v:.1f} V and {follower.port} (follower) reads {follow_v:.1f} V. Fix "
+            f"the udev rules (`so101d install-udev`) or the ports in the config"
+        )
+        report.checks[index] = replace(
+            supply, follower=Cell(FAIL, supply.follower.text, problem, Latch.DEVICES)
+        )
+
+
+def _eeprom_differences(arm: Arm) -> list[EepromDifference]:
+    try:
+        return compare_servo_calibration(arm.bus, arm.calibration)
+    except BusError:
+        return []
+
+
+def _eeprom_cell(report: PrecheckReport, arm: Arm) -> Cell:
+    if arm.role not in report.eeprom:
+        return Cell(SKIPPED, "-")
+    differences = report.eeprom[arm.role]
+    if differences:
+        listed = "; ".join(d.describe() for d in differences)
+        return Cell(
+            WARN,
+            f"{len(differences)} differ",
+            f"{arm.role} servo EEPROM differs from "
+            f"the calibration file ({listed}); the file's values are written before "
+            f"engaging",
+        )
+    return Cell(OK, "match")

@@ -1,0 +1,115 @@
+#!/bin/sh
+# Undo deploy/install.sh:
+#
+#     sudo deploy/uninstall.sh [--purge]
+#
+# Stops and removes lerobot.service, the udev rules, /opt/so101d, /usr/local/bin/so101d and
+# the so101d user. Keeps the config (/etc/so101d) and the calibration (/var/lib/so101d)
+# unless --purge. --root DIR undoes an install into the staging root DIR.
+set -eu
+
+usage() {
+    cat <<'EOF'
+usage: uninstall.sh [--purge] [--root DIR]
+  --purge     also delete /etc/so101d (config) and /var/lib/so101d (calibration)
+  --root DIR  uninstall from the staging root DIR; this system stays untouched
+EOF
+}
+
+root=
+purge=false
+while [ $# -gt 0 ]; do
+    case $1 in
+        --purge) purge=true ;;
+        --root) root=${2:?--root needs a directory}; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+USER_NAME=so101d
+UNIT=/etc/systemd/system/lerobot.service
+LINK=/usr/local/bin/so101d
+
+say() { printf 'uninstall.sh: %s\n' "$*"; }
+staging() { [ -n "$root" ]; }
+systemd_running() { ! staging && [ -d /run/systemd/system ]; }
+
+remove() {
+    for path in "$@"; do
+        if [ -e "$path" ] || [ -L "$path" ]; then
+            rm -rf "$path"
+            say "removed $path"
+        fi
+    done
+}
+
+remove_service() {
+    if systemd_running && [ -e "$UNIT" ]; then
+        systemctl disable --now lerobot.service
+    fi
+    remove "$root$UNIT"
+    if systemd_running; then
+        systemctl daemon-reload
+        systemctl reset-failed lerobot.service 2>/dev/null || true
+    fi
+}
+
+remove_udev_rules() {
+    remove "$root"/etc/udev/rules.d/70-so101d.rules "$root"/etc/udev/rules.d/70-so101d-*.rules
+    if ! staging && command -v udevadm >/dev/null; then
+        udevadm control --reload
+        udevadm trigger --action=add --subsystem-match=tty
+    fi
+}
+
+remove_program() {
+    if [ -L "$root$LINK" ] && [ "$(readlink "$root$LINK")" = /opt/so101d/venv/bin/so101d ]; then
+        remove "$root$LINK"
+    fi
+    remove "$root/opt/so101d"
+}
+
+# Drop the user's passwd line, its group's line, and its name from every member list.
+staged_remove_user() {
+    for file in "$root/etc/passwd" "$root/etc/group"; do
+        [ -f "$file" ] || continue
+        awk -F: -v user="$USER_NAME" 'BEGIN { OFS = ":" }
+            $1 == user { next }
+            FILENAME ~ /group$/ {
+                n = split($4, members, ","); kept = ""
+                for (i = 1; i <= n; i++)
+                    if (members[i] != user) kept = (kept == "" ? members[i] : kept "," members[i])
+                $4 = kept
+            }
+            { print }' "$file" >"$file.new"
+        if cmp -s "$file" "$file.new"; then rm "$file.new"; else mv "$file.new" "$file"; fi
+    done
+}
+
+remove_user() {
+    if staging; then
+        staged_remove_user
+    elif getent passwd "$USER_NAME" >/dev/null; then
+        userdel "$USER_NAME"
+        getent group "$USER_NAME" >/dev/null && groupdel "$USER_NAME"
+        say "removed the user $USER_NAME"
+    fi
+}
+
+if staging; then
+    [ -d "$root" ] || { say "no staging root $root"; exit 1; }
+else
+    [ "$(id -u)" -eq 0 ] || { say "run it as root: sudo $0"; exit 1; }
+fi
+
+remove_service
+remove_udev_rules
+remove_program
+remove_user
+if $purge; then
+    remove "$root/etc/so101d" "$root/var/lib/so101d"
+else
+    say "kept the config ($root/etc/so101d) and the calibration ($root/var/lib/so101d); --purge removes them"
+fi

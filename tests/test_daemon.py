@@ -1,0 +1,327 @@
+"""The real ``so101d run`` from boot to teleop, through unplugs, bad files and hot servos."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from so101d.calibration.model import Role
+from so101d.sim import Fault, VirtualArm
+from tests.daemon_harness import (
+    Daemon,
+    PairSetup,
+    max_deviation,
+    save_arm_calibration,
+    short_tmpdir,
+    torque_enabled,
+)
+from tests.waiting import wait_for
+
+MOVING_TOLERANCE_DEG = 8.0  # follower behind a waving leader: loop period plus servo lag
+SETTLED_TOLERANCE_DEG = 1.5  # once the leader is still
+WATCHDOG_S = 0.4
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with short_tmpdir() as path:
+        yield path
+
+
+@pytest.fixture
+def pair(work: Path) -> Iterator[PairSetup]:
+    with (
+        VirtualArm("leader", work / "so101_leader", seed=1) as leader,
+        VirtualArm("follower", work / "so101_follower", seed=2) as follower,
+    ):
+        setup = PairSetup("main", leader, follower)
+        setup.save_calibrations(work / "calibration")
+        yield setup
+
+
+StartDaemon = Callable[..., Daemon]
+
+
+@pytest.fixture
+def start_daemon(work: Path) -> Iterator[StartDaemon]:
+    daemons: list[Daemon] = []
+
+    def start(*pairs: PairSetup, env: dict[str, str] | None = None, **settings: object) -> Daemon:
+        text = (
+            f'calibration_dir = "{work / "calibration"}"\n'
+            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n\n'
+        )
+        text += "\n\n".join(p.toml(**settings) for p in pairs)
+        daemon = Daemon(text, work, env)
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.close()
+
+
+def settle_on_leader(pair: PairSetup) -> None:
+    pair.leader.set_motion(None)
+    wait_for(lambda: max_deviation(pair.leader, pair.follower) < SETTLED_TOLERANCE_DEG, timeout=10)
+
+
+def assert_clean_log(daemon: Daemon) -> None:
+    assert "Traceback" not in daemon.log, daemon.log
+
+
+# -- boot and tracking --------------------------------------------------------------------
+
+
+def test_boot_ready_then_teleop_tracks_the_moving_leader(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair)
+    daemon.notifications.wait_for(lambda text: "READY=1" in text)
+    assert daemon.notifications.texts()[0].startswith("READY=1")
+    daemon.wait_state("teleop")
+    deviations = []
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        deviations.append(max_deviation(pair.leader, pair.follower))
+        time.sleep(0.02)
+    assert max(deviations) < MOVING_TOLERANCE_DEG
+    settle_on_leader(pair)
+    status = daemon.pair()
+    assert status["rate_hz"] > 50 and status["cycle_p99_ms"] > 0
+    assert status["temperatures"] and status["voltages"]
+    assert any(text.startswith("STATUS=main: teleop") for text in daemon.notifications.texts())
+    assert "stats:" in daemon.log
+    assert_clean_log(daemon)
+
+
+def test_teleop_starts_within_a_second_of_the_second_device(
+    work: Path, start_daemon: StartDaemon
+) -> None:
+    leader = VirtualArm("leader", work / "so101_leader", seed=1)
+    follower = VirtualArm("follower", work / "so101_follower", seed=2)
+    setup = PairSetup("main", leader, follower)
+    setup.save_calibrations(work / "calibration")
+    daemon = start_daemon(setup)
+    try:
+        daemon.wait_state("waiting")
+        leader.start()
+        leader.hold(follower.joint_fractions())  # same pose: engaging needs no ramp
+        wait_for(lambda: max_deviation(leader, follower) < 0.5, timeout=10)
+        time.sleep(0.3)
+        assert daemon.pair()["state"] == "waiting"
+        appeared = time.monotonic()
+        follower.start()
+        daemon.wait_state("teleop", timeout=5)
+        assert time.monotonic() - appeared < 1.0
+    finally:
+        leader.stop()
+        follower.stop()
+
+
+# -- unplug and replug ---------------------------------------------------------------------
+
+
+def test_unplug_and_replug_each_board_without_restarting(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    pid = daemon.status()["pid"]
+
+    pair.leader.unplug()
+    wait_for(lambda: daemon.pair()["state"] in ("fault", "waiting"))
+    wait_for(lambda: torque_enabled(pair.follower) == [0] * 6)  # stop policy: release
+    pair.leader.replug()
+    daemon.wait_state("teleop")
+
+    pair.follower.unplug()
+    wait_for(lambda: daemon.pair()["state"] in ("fault", "waiting"))
+    still = pair.follower.joint_angles()
+    time.sleep(0.5)
+    moved = pair.follower.joint_angles()
+    assert all(abs(still[j] - moved[j]) < 0.5 for j in still)  # no lunge while unplugged
+    pair.follower.replug()
+    daemon.wait_state("teleop")
+
+    assert daemon.status()["pid"] == pid
+    assert daemon.pair()["restarts"] >= 2
+    assert_clean_log(daemon)
+
+
+# -- calibration ----------------------------------------------------------------------------
+
+
+def test_invalid_calibration_latches_until_the_file_is_fixed(
+    work: Path, pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    good = pair.follower.expected_calibration()
+    wrapped = {joint: dict(values) for joint, values in good.items()}
+    wrapped["shoulder_lift"].update(range_min=20, range_max=4070)
+    save_arm_calibration(work / "calibration", Role.FOLLOWER, "main_follower", wrapped)
+    daemon = start_daemon(pair)
+
+    status = daemon.wait_state("fault")
+    assert status["latched"] == "calibration"
+    assert "shoulder_lift" in status["reason"] and "main_follower.json" in status["reason"]
+    daemon.notifications.wait_for(lambda t: "STATUS=main: fault" in t)
+    assert torque_enabled(pair.follower) == [0] * 6
+    time.sleep(1.5)
+    assert daemon.pair()["state"] == "fault"  # latched: no retry loop
+
+    save_arm_calibration(work / "calibration", Role.FOLLOWER, "main_follower", good)
+    daemon.wait_state("teleop")
+    assert_clean_log(daemon)
+
+
+# -- faults that end in a documented state with torque off ---------------------------------
+
+
+def test_swapped_boards_are_refused(work: Path, pair: PairSetup, start_daemon: StartDaemon) -> None:
+    swapped = PairSetup("main", pair.follower, pair.leader)  # config names the wrong ports
+    daemon = start_daemon(swapped)
+    status = daemon.wait_state("fault")
+    assert status["latched"] == "devices" and "swapped" in status["reason"]
+    assert torque_enabled(pair.follower) == [0] * 6
+    assert torque_enabled(pair.leader) == [0] * 6
+
+
+def test_missing_motor_is_named(pair: PairSetup, start_daemon: StartDaemon) -> None:
+    pair.follower.inject(Fault.MISSING_MOTOR, motor=3)
+    daemon = start_daemon(pair)
+    status = daemon.wait_state("fault")
+    assert status["latched"] == "devices"
+    assert "3 (elbow_flex)" in status["reason"] and "follower" in status["reason"]
+    assert torque_enabled(pair.follower) == [0] * 6
+    pair.follower.clear()
+    daemon.call("resume")
+    daemon.wait_state("teleop")
+
+
+@pytest.mark.parametrize(
+    ("fault", "options", "words", "latched"),
+    [
+        (Fault.BROWNOUT, {"value": 5.0}, "power supply", None),
+        (Fault.OVERHEAT, {"motor": 2}, "cool", "cooling"),
+        (Fault.JAM, {"motor": 3}, "overload", "operator"),
+    ],
+    ids=["brownout", "overheat", "jam"],
+)
+def test_follower_trouble_during_teleop_stops_with_torque_off(
+    pair: PairSetup,
+    start_daemon: StartDaemon,
+    fault: Fault,
+    options: dict[str, float],
+    words: str,
+    latched: str | None,
+) -> None:
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    pair.follower.inject(fault, **options)  # type: ignore[arg-type]
+    status = daemon.wait_state("fault")
+    assert words in status["reason"], status["reason"]
+    assert status["latched"] == latched
+    wait_for(lambda: torque_enabled(pair.follower) == [0] * 6)
+    assert_clean_log(daemon)
+
+
+# -- systemd contract ---------------------------------------------------------------------
+
+
+def test_a_wedged_bus_stops_the_watchdog_pings(pair: PairSetup, start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(
+        pair, env={"WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6))}, bus_timeout_ms=1000
+    )
+    daemon.wait_state("teleop")
+    notifications = daemon.notifications
+    wait_for(lambda: notifications.texts().count("WATCHDOG=1") >= 3)
+    wedged = time.monotonic()
+    pair.leader.inject(Fault.SILENCE)  # every leader read now waits a whole second
+    time.sleep(2.0)
+    ended = time.monotonic()
+    pings = [at for at, text in notifications.all() if text == "WATCHDOG=1"] + [ended]
+    # systemd fails the unit when two pings are more than WatchdogSec (0.4 s) apart: such a
+    # gap must open within one interval of the stall.
+    last = max(at for at in pings if at <= wedged + WATCHDOG_S)
+    following = min(at for at in pings if at > last)
+    assert following - last > WATCHDOG_S, (last - wedged, following - wedged)
+    assert daemon.process.poll() is None
+
+
+def test_sigterm_stops_cleanly_applying_the_stop_policy(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    assert torque_enabled(pair.follower) == [1] * 6
+    started = time.monotonic()
+    assert daemon.terminate(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert "STOPPING=1" in daemon.notifications.texts()
+    assert torque_enabled(pair.follower) == [0] * 6
+    assert_clean_log(daemon)
+
+
+def test_one_pairs_fault_leaves_the_other_in_teleop(
+    work: Path, pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    with (
+        VirtualArm("leader", work / "b_leader", seed=3) as leader,
+        VirtualArm("follower", work / "b_follower", seed=4) as follower,
+    ):
+        other = PairSetup("b", leader, follower)
+        other.save_calibrations(work / "calibration")
+        daemon = start_daemon(pair, other)
+        daemon.wait_state("teleop", "main")
+        daemon.wait_state("teleop", "b")
+        follower.unplug()
+        daemon.wait_state("waiting", "b")
+        for _ in range(20):
+            assert daemon.pair("main")["state"] == "teleop"
+            time.sleep(0.05)
+        assert_clean_log(daemon)
+
+
+# -- the control socket from the CLI ---------------------------------------------------------
+
+
+def so101d(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "so101d", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_status_pause_resume_estop_from_the_cli(pair: PairSetup, start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    config = ["--config", str(daemon.config)]
+    shown = so101d("status", *config)
+    assert shown.returncode == 0 and "main: teleop" in shown.stdout
+    as_json = json.loads(so101d("status", "--json", *config).stdout)
+    assert as_json["pairs"]["main"]["state"] == "teleop"
+
+    assert so101d("pause", "main", *config).returncode == 0
+    daemon.wait_state("paused")
+    assert so101d("resume", *config).returncode == 0
+    daemon.wait_state("teleop")
+
+    assert so101d("estop", *config).returncode == 0
+    daemon.wait_state("paused")
+    wait_for(lambda: torque_enabled(pair.follower) == [0] * 6)
+    assert "emergency" in daemon.pair()["reason"]
+
+
+def test_status_says_clearly_when_the_daemon_is_not_running(work: Path) -> None:
+    result = so101d("status", "--socket", str(work / "nothing.sock"))
+    assert result.returncode == 3
+    assert "not running" in result.stderr
