@@ -292,6 +292,44 @@ def test_one_pairs_fault_leaves_the_other_in_teleop(
         assert_clean_log(daemon)
 
 
+def test_so101d_run_against_so101d_sim(work: Path) -> None:
+    links = [work / "so101_leader", work / "so101_follower"]
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "so101d",
+            "sim",
+            "--leader",
+            str(links[0]),
+            "--follower",
+            str(links[1]),
+            "--calibration-dir",
+            str(work / "calibration"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    daemon = None
+    try:
+        wait_for(lambda: all(link.is_symlink() for link in links), timeout=30)
+        config = (
+            f'calibration_dir = "{work / "calibration"}"\nsocket = "{work / "api.sock"}"\n'
+            f'[pair.main]\nleader.port = "{links[0]}"\nleader.id = "main_leader"\n'
+            f'follower.port = "{links[1]}"\nfollower.id = "main_follower"\n'
+        )
+        daemon = Daemon(config, work)
+        daemon.wait_state("teleop")
+        assert daemon.terminate() == 0
+    finally:
+        if daemon is not None:
+            daemon.close()
+        sim.terminate()
+        out, _ = sim.communicate(timeout=30)
+    assert "main_follower.json" in out and sim.returncode == 0
+
+
 # -- the control socket from the CLI ---------------------------------------------------------
 
 

@@ -115,11 +115,12 @@ def test_unplug_raises_what_lerobot_raises_on_hardware(
     script.wait_for_text("connected", timeout=120)
     follower.unplug()
     first, second = script.finish()[1:]
-    # pyserial's own error, unwrapped, on the call that meets the unplug ...
+    # pyserial's own error, unwrapped, on the call that meets the unplug, as on hardware ...
     assert first["first"]["type"] == "SerialException"
     assert "OSError" in first["first"]["mro"]
-    # ... then LeRobot's ConnectionError on every later call.
-    assert "ConnectionError" in second["second"]["mro"]
+    # ... and the next call fails too: "Port is in use!" (ConnectionError) when the SDK was
+    # left mid-transaction, or termios' EIO when the unplug fell between two status packets.
+    assert {"ConnectionError", "error"} & set(second["second"]["mro"]), second
 
 
 def _moved(before: Mapping[str, float], after: Mapping[str, float], degrees: float) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from so101d.calibration.model import ArmCalibration, Role
-from so101d.feetech import BusError, FeetechBus, ServoError, ServoFault, register
+from so101d.feetech import BusError, FeetechBus, PortGone, ServoError, ServoFault, register
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +124,20 @@ class Arm:
         """
         with contextlib.suppress(BusError):
             self.bus.sync_write("Torque_Enable", dict.fromkeys(self.ids, 0))
-        confirmed = True
+        unconfirmed = []
         for motor in self.ids:
             try:
                 self.bus.write("Torque_Enable", motor, 0)
             except ServoError:
                 pass  # it answered, so it heard the write; error bits are reported elsewhere
-            except BusError as exc:
-                confirmed = False
-                log.warning(
-                    "%s: could not confirm torque off on %s: %s",
-                    self.role,
-                    self.joint_of(motor),
-                    exc.detail,
-                )
-        return confirmed
+            except PortGone:
+                log.warning("%s: board gone, torque off not possible on %s", self.role, self.port)
+                return False
+            except BusError:
+                unconfirmed.append(self.joint_of(motor))
+        if unconfirmed:
+            log.warning("%s: torque off not confirmed on %s", self.role, ", ".join(unconfirmed))
+        return not unconfirmed
 
     def answer_without_delay(self) -> list[str]:
         """Set Return_Delay_Time to 0 where it is not, as LeRobot's configure does.

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from so101d.api import ApiClient, ApiError
 from so101d.sim import JOINTS, VirtualArm, VirtualPair
-from so101d.sim.calibration_files import save_matching_calibration
+from so101d.sim.calibration_files import calibrate_like_lerobot
 
 CONFIG = """\
 calibration_dir = "{root}/calibration"
@@ -63,8 +63,8 @@ def run_demo(seconds: float, out: IO[str]) -> int:
 
 
 def _prepare(root: Path, pair: VirtualPair) -> Path:
-    save_matching_calibration(pair.leader, root / "calibration", "demo_leader")
-    save_matching_calibration(pair.follower, root / "calibration", "demo_follower")
+    calibrate_like_lerobot(pair.leader, root / "calibration", "demo_leader")
+    calibrate_like_lerobot(pair.follower, root / "calibration", "demo_follower")
     config = root / "config.toml"
     config.write_text(CONFIG.format(root=root))
     return config

@@ -318,12 +318,12 @@ def _eeprom_cell(report: PrecheckReport, arm: Arm) -> Cell:
         return Cell(SKIPPED, "-")
     differences = report.eeprom[arm.role]
     if differences:
-        listed = "; ".join(d.describe() for d in differences)
+        listed = "; ".join(d.describe() for d in differences[:2])
+        more = f" and {len(differences) - 2} more" if len(differences) > 2 else ""
         return Cell(
             WARN,
             f"{len(differences)} differ",
-            f"{arm.role} servo EEPROM differs from "
-            f"the calibration file ({listed}); the file's values are written before "
-            f"engaging",
+            f"{arm.role} servo EEPROM differs from the calibration file ({listed}{more}); "
+            f"the file's values are written before engaging",
         )
     return Cell(OK, "match")

@@ -9,6 +9,12 @@ from so101d.calibration.model import MotorCalibration, Role
 from so101d.calibration.store import save_calibration
 from so101d.sim.arm import VirtualArm
 
+_EEPROM_FIELDS = {
+    "homing_offset": "Homing_Offset",
+    "range_min": "Min_Position_Limit",
+    "range_max": "Max_Position_Limit",
+}
+
 
 def save_matching_calibration(arm: VirtualArm, root: Path, arm_id: str) -> Path:
     """Write what a careful LeRobot calibration of ``arm`` records, in the >= 0.4.3 layout
@@ -20,3 +26,11 @@ def save_matching_calibration(arm: VirtualArm, root: Path, arm_id: str) -> Path:
     }
     save_calibration(path, calibration)
     return path
+
+
+def calibrate_like_lerobot(arm: VirtualArm, root: Path, arm_id: str) -> Path:
+    """What ``lerobot-calibrate`` leaves behind: the values in the servos' EEPROM and the file."""
+    for motor, values in enumerate(arm.expected_calibration().values(), start=1):
+        for field, register in _EEPROM_FIELDS.items():
+            arm.servo(motor).set(register, values[field])
+    return save_matching_calibration(arm, root, arm_id)

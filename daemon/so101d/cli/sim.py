@@ -1,0 +1,101 @@
+"""``so101d sim``: run a virtual leader/follower pair until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from so101d.feetech.registers import BAUD_RATES
+from so101d.sim import VirtualPair
+from so101d.sim.calibration_files import calibrate_like_lerobot
+from so101d.sim.console import CommandError, describe_arm, execute
+from so101d.sim.motion import MOTIONS
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "sim",
+        help="run simulated SO-101 arms on virtual serial ports",
+        description="Run a simulated leader and follower arm (six STS3215 servos each) behind "
+        "virtual serial ports, until interrupted. Commands on stdin inject faults, unplug arms "
+        "and more; type 'help'.",
+    )
+    parser.add_argument("--leader", required=True, metavar="PATH", help="leader port symlink")
+    parser.add_argument("--follower", required=True, metavar="PATH", help="follower port symlink")
+    parser.add_argument("--leader-voltage", type=float, default=5.0, metavar="V")
+    parser.add_argument("--follower-voltage", type=float, default=12.0, metavar="V")
+    parser.add_argument(
+        "--motion",
+        choices=(*MOTIONS, "none"),
+        default="wave",
+        help="what the hand does with the leader (default: wave)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="varies the arms' encoder mounting")
+    parser.add_argument(
+        "--baudrate", type=int, choices=sorted(BAUD_RATES.values()), default=1_000_000
+    )
+    parser.add_argument(
+        "--calibration-dir",
+        type=Path,
+        metavar="DIR",
+        help="write LeRobot calibration files matching the virtual arms under DIR "
+        "(teleoperators/so_leader/ID.json, robots/so_follower/ID.json)",
+    )
+    parser.add_argument("--leader-id", default="main_leader", help="leader calibration id")
+    parser.add_argument("--follower-id", default="main_follower", help="follower calibration id")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    pair = VirtualPair(
+        args.leader,
+        args.follower,
+        leader_voltage=args.leader_voltage,
+        follower_voltage=args.follower_voltage,
+        seed=args.seed,
+        motion=None if args.motion == "none" else args.motion,
+        baudrate=args.baudrate,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    try:
+        pair.start()
+    except OSError as exc:
+        print(f"so101d sim: {exc}", file=sys.stderr)
+        return 1
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("so101d sim: SIMULATED SO-101 ARMS, NO HARDWARE")
+        for arm in pair.arms:
+            print(describe_arm(arm))
+        if args.calibration_dir is not None:
+            for arm, arm_id in ((pair.leader, args.leader_id), (pair.follower, args.follower_id)):
+                path = calibrate_like_lerobot(arm, args.calibration_dir, arm_id)
+                print(f"{arm.role:<8} calibration {path}")
+        print("Type 'help' for commands; Ctrl-C to stop.", flush=True)
+        threading.Thread(target=_serve_console, args=(pair,), daemon=True).start()
+        stop.wait()
+    finally:
+        pair.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _serve_console(pair: VirtualPair) -> None:
+    """Run commands from stdin until EOF (after which the simulation simply keeps running)."""
+    for line in sys.stdin:
+        try:
+            reply = execute(pair, line)
+        except CommandError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            continue
+        if reply:
+            print(reply, flush=True)

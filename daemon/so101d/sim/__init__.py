@@ -1,0 +1,20 @@
+"""Virtual SO-101 arms: stateful STS3215 servo models behind real ptys, with faults on demand.
+
+Our driver, LeRobot and feetech-cli open ``VirtualArm.link`` like a real USB serial device and
+cannot tell the difference. ``so101d sim`` and ``so101d demo`` run a ``VirtualPair``.
+"""
+
+from so101d.sim.arm import VirtualArm, VirtualPair, VirtualServo
+from so101d.sim.faults import ActiveFault, Fault
+from so101d.sim.joints import JOINTS
+from so101d.sim.servo import Telemetry
+
+__all__ = [
+    "JOINTS",
+    "ActiveFault",
+    "Fault",
+    "Telemetry",
+    "VirtualArm",
+    "VirtualPair",
+    "VirtualServo",
+]

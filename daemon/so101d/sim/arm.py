@@ -1,0 +1,500 @@
+"""Virtual SO-101 arms: six simulated STS3215 servos behind a pty, and a leader/follower pair.
+
+Physics advances lazily, from a monotonic clock, whenever the wire serves a request or a test
+takes a snapshot, in substeps of at most 2 ms (coarser after a long idle gap, so a request never
+pays for more than a bounded number of substeps). One lock per arm guards everything the wire
+thread and callers share.
+
+Unplug and replug: the follower's servos run on the arm's own supply, so a USB replug leaves
+them as they were; the leader's servos are powered through USB, so a replug power-cycles them
+(RAM back to defaults, torque off, EEPROM from what was saved).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+
+from so101d.feetech.protocol import Packet
+from so101d.feetech.registers import HALF_TURN, MAX_POSITION
+from so101d.sim import motion as hands
+from so101d.sim.faults import (
+    DEFAULT_LATE_REPLY,
+    ActiveFault,
+    Fault,
+    FaultBook,
+    FaultRequest,
+    validate,
+)
+from so101d.sim.joints import (
+    DEGREES_PER_TICK,
+    JOINTS,
+    VARIANTS,
+    ambient_temperature,
+    arm_geometry,
+    check_role,
+    reported,
+    rest_fractions,
+)
+from so101d.sim.port import VirtualPort
+from so101d.sim.servo import ServoModel, Telemetry, baud_code
+from so101d.sim.wire import Reply, WireServer, dispatch, spoil_replies
+
+_MAX_SUBSTEP = 0.002  # seconds
+_MAX_SUBSTEPS = 100  # per advance: bounds the cost of the first request after an idle gap
+_FAST_FORWARD_SUBSTEPS = 10_000  # bounds the cost of fast_forward
+_SUPPLY_RESISTANCE = 0.1  # ohms: the supply sags by this times the arm's current
+_OVERHEAT_MARGIN = 5.0  # C above Max_Temperature_Limit for Fault.OVERHEAT without a value
+_IDLE_POLL = 0.02  # seconds
+
+
+class VirtualServo:
+    """Direct register access to one simulated servo, bypassing the wire (for tests)."""
+
+    def __init__(self, arm: VirtualArm, model: ServoModel) -> None:
+        self._arm = arm
+        self._model = model
+
+    @property
+    def motor_id(self) -> int:
+        return self._model.slot
+
+    def get(self, name: str) -> int:
+        """A register's value by LeRobot name (signed where the register is sign-magnitude)."""
+        with self._arm._lock:
+            self._arm._advance()
+            return self._model.get(name)
+
+    def set(self, name: str, value: int) -> None:
+        """Set a register as the factory would: read-only ones too, saved regardless of Lock."""
+        with self._arm._lock:
+            self._arm._advance()
+            self._model.set(name, value)
+
+
+class VirtualArm:
+    """One simulated SO-101 arm on a pty; ``link`` is the symlink clients open."""
+
+    def __init__(
+        self,
+        role: str,
+        link: str | os.PathLike[str],
+        *,
+        supply_voltage: float | None = None,
+        baudrate: int = 1_000_000,
+        seed: int = 0,
+        motion: str | None = None,
+        drop_locked_eeprom_writes: bool = False,
+    ) -> None:
+        self._role = check_role(role)
+        self._seed = seed
+        self._variant = VARIANTS[role]
+        self._supply = self._variant.supply_voltage if supply_voltage is None else supply_voltage
+        self._baudrate = baudrate
+        self._lock = threading.RLock()
+        self._plug_lock = threading.Lock()
+        self._port = VirtualPort(link)
+        self._server: WireServer | None = None
+        self._faults = FaultBook()
+        ambient = ambient_temperature(role, seed)
+        baud = baud_code(baudrate)
+        self._servos = tuple(
+            ServoModel(
+                geometry,
+                self._variant,
+                baud_code=baud,
+                angle=geometry.angle_at(fraction),
+                supply=self._supply,
+                ambient=ambient,
+                drop_locked_eeprom_writes=drop_locked_eeprom_writes,
+            )
+            for geometry, fraction in zip(
+                arm_geometry(role, seed), rest_fractions(role, seed), strict=True
+            )
+        )
+        self._handles = {s.slot: VirtualServo(self, s) for s in self._servos}
+        self._skew = 0.0  # seconds added to the clock by fast_forward
+        self._time = self._now()
+        self._plans: list[hands.HandPlan | None] = [None] * len(self._servos)
+        self._sweep_ends_at = math.inf  # no sweep yet
+        self._motion: str | None = None
+        self.set_motion(motion)
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def link(self) -> str:
+        return str(self._port.link)
+
+    @property
+    def device(self) -> str | None:
+        """The pty behind the link while plugged."""
+        return self._port.device
+
+    @property
+    def motor_ids(self) -> tuple[int, ...]:
+        """The servos' bus IDs in joint order (1..6 unless someone rewrote an ID)."""
+        with self._lock:
+            return tuple(s.ident for s in self._servos)
+
+    @property
+    def plugged(self) -> bool:
+        return self._port.master is not None
+
+    @property
+    def supply_voltage(self) -> float:
+        """The supply without faults."""
+        return self._supply
+
+    @property
+    def motion(self) -> str | None:
+        return self._motion
+
+    def __repr__(self) -> str:
+        state = "plugged" if self.plugged else "unplugged"
+        return f"VirtualArm({self._role!r}, {self.link!r}, {state})"
+
+    # -- plugging ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the pty and the link and start serving. Does nothing when already plugged."""
+        with self._plug_lock:
+            self._plug()
+
+    def stop(self) -> None:
+        """Unplug and end the serving thread. Does nothing when already stopped."""
+        self.unplug()
+
+    def unplug(self) -> None:
+        """Pull the USB cable: the link disappears and open clients get I/O errors."""
+        with self._plug_lock:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            self._port.unplug()
+
+    def replug(self) -> None:
+        """Plug the cable back: a new pty behind the same link (the leader's servos restart)."""
+        with self._plug_lock:
+            if self.plugged:
+                return
+            if self._role == "leader":
+                self.power_cycle()
+            self._plug()
+
+    def _plug(self) -> None:
+        if self.plugged:
+            return
+        master = self._port.plug()
+        self._server = WireServer(
+            master,
+            self._serve,
+            self._port.client_baudrate,
+            self._baudrate,
+            name=f"so101d-sim {self._role} {self.link}",
+        )
+        self._server.start()
+
+    def __enter__(self) -> VirtualArm:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _serve(self, request: Packet, client_baudrate: int | None) -> list[Reply]:
+        """Called by the wire thread for every request."""
+        with self._lock:
+            self._advance()
+            listening = [
+                s
+                for s in self._servos
+                if s.powered
+                and s.baudrate == client_baudrate
+                and self._faults.find(Fault.MISSING_MOTOR, s.slot) is None
+            ]
+            return spoil_replies(dispatch(request, listening), self._faults)
+
+    # -- physical state ------------------------------------------------------------------
+
+    def joint_angles(self) -> dict[str, float]:
+        """Degrees from each joint's mechanical middle."""
+        with self._lock:
+            self._advance()
+            return {s.geometry.name: s.angle * DEGREES_PER_TICK for s in self._servos}
+
+    def joint_fractions(self) -> dict[str, float]:
+        """0.0 at each joint's lower end stop, 1.0 at its upper end stop."""
+        with self._lock:
+            self._advance()
+            return {s.geometry.name: s.geometry.fraction_of(s.angle) for s in self._servos}
+
+    def telemetry(self) -> tuple[Telemetry, ...]:
+        with self._lock:
+            self._advance()
+            return tuple(s.telemetry() for s in self._servos)
+
+    def expected_calibration(self) -> dict[str, dict[str, int]]:
+        """What a proper LeRobot (>= 0.4.3) calibration records on this arm."""
+        calibration: dict[str, dict[str, int]] = {}
+        for servo in self._servos:
+            geometry = servo.geometry
+            offset = geometry.mount - HALF_TURN
+            if geometry.name == "wrist_roll":
+                low, high = 0, MAX_POSITION
+            else:
+                low = reported(geometry.present_position(geometry.lower_stop, offset))
+                high = reported(geometry.present_position(geometry.upper_stop, offset))
+            calibration[geometry.name] = {
+                "id": geometry.motor_id,
+                "drive_mode": 0,
+                "homing_offset": offset,
+                "range_min": low,
+                "range_max": high,
+            }
+        return calibration
+
+    def servo(self, motor_id: int) -> VirtualServo:
+        try:
+            return self._handles[motor_id]
+        except KeyError:
+            raise ValueError(f"no motor {motor_id} on this arm (motors 1..6)") from None
+
+    def power_cycle(self) -> None:
+        """Switch the servos off and on: RAM defaults, EEPROM from its saved copy."""
+        with self._lock:
+            self._advance()
+            for servo in self._servos:
+                servo.power_on()
+
+    # -- the hand ------------------------------------------------------------------------
+
+    def set_motion(self, name: str | None) -> None:
+        """What the hand does: ``"wave"``, ``"sweep"``, or None (let go: joints stay put)."""
+        if name is not None and name not in hands.MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(hands.MOTIONS)} or None")
+        with self._lock:
+            self._advance()
+            geometries = [s.geometry for s in self._servos]
+            angles = [s.angle for s in self._servos]
+            plans: Sequence[hands.HandPlan | None]
+            if name == "wave":
+                plans = hands.wave(geometries, angles, self._time, f"{self._role}/{self._seed}")
+            elif name == "sweep":
+                sweep = hands.sweep(geometries, angles, self._time)
+                self._sweep_ends_at = max(path.end_time for path in sweep)
+                for servo in self._servos:
+                    servo.touched_lower = servo.touched_upper = False
+                plans = sweep
+            else:
+                plans = [None] * len(self._servos)
+            self._plans = list(plans)
+            self._motion = name
+
+    def hold(self, fractions: Mapping[str, float]) -> None:
+        """The hand moves these joints to these fractions of their travel and holds them."""
+        indexes = {name: JOINTS.index(name) for name in fractions if name in JOINTS}
+        unknown = set(fractions) - set(indexes)
+        if unknown:
+            raise ValueError(f"unknown joint(s) {sorted(unknown)}; joints are {', '.join(JOINTS)}")
+        for name, fraction in fractions.items():
+            if not 0.0 <= fraction <= 1.0:
+                raise ValueError(f"{name}: fraction {fraction} is outside 0..1")
+        with self._lock:
+            self._advance()
+            for name, index in indexes.items():
+                servo = self._servos[index]
+                self._plans[index] = hands.hold(
+                    servo.geometry, servo.angle, fractions[name], self._time
+                )
+
+    def sweep_done(self) -> bool:
+        """True once a "sweep" pass is over and brought every joint to both of its end stops.
+
+        Over means the last joint has left its last end stop too, so a range recording that
+        stops when this turns True has seen every stop.
+        """
+        with self._lock:
+            self._advance()
+            return self._time >= self._sweep_ends_at and all(
+                s.touched_lower and s.touched_upper for s in self._servos
+            )
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the hand's plans are done and no joint moves; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._advance()
+                if self._idle():
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_IDLE_POLL)
+
+    def _idle(self) -> bool:
+        plans_done = all(p is None or p.finished_at(self._time) for p in self._plans)
+        return plans_done and all(s.settled() for s in self._servos)
+
+    # -- faults --------------------------------------------------------------------------
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        motor: int | None = None,
+        count: int | None = None,
+        value: float | None = None,
+    ) -> None:
+        request = FaultRequest(fault, motor, count, value)
+        validate(request, [s.slot for s in self._servos])
+        with self._lock:
+            self._advance()
+            if value is None:
+                request = replace(request, value=self._default_value(request))
+            self._faults.add(request)
+
+    def clear(self, fault: Fault | None = None) -> None:
+        """Clear one kind of fault (on every motor), or all of them."""
+        with self._lock:
+            self._advance()
+            self._faults.clear(fault)
+
+    def active_faults(self) -> tuple[ActiveFault, ...]:
+        with self._lock:
+            return self._faults.active()
+
+    def _default_value(self, request: FaultRequest) -> float | None:
+        if request.fault is Fault.LATE_REPLY:
+            return DEFAULT_LATE_REPLY
+        if request.fault is Fault.BROWNOUT:
+            return self._variant.brownout_voltage
+        if request.fault is Fault.OVERHEAT:
+            limits = [
+                s.get("Max_Temperature_Limit")
+                for s in self._servos
+                if request.motor in (None, s.slot)
+            ]
+            return max(limits) + _OVERHEAT_MARGIN
+        return None
+
+    # -- time ----------------------------------------------------------------------------
+
+    def fast_forward(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass at once (hand motions, cooling, ...)."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        with self._lock:
+            self._advance()
+            self._skew += seconds
+            target = self._time + seconds
+            chunk = max(
+                _MAX_SUBSTEP * _MAX_SUBSTEPS, seconds * _MAX_SUBSTEPS / _FAST_FORWARD_SUBSTEPS
+            )
+            while self._time < target:
+                self._advance_to(min(target, self._time + chunk))
+
+    def _now(self) -> float:
+        return time.monotonic() + self._skew
+
+    def _advance(self) -> None:
+        self._advance_to(self._now())
+
+    def _advance_to(self, t: float) -> None:
+        gap = t - self._time
+        if gap <= 0:
+            return
+        steps = min(_MAX_SUBSTEPS, math.ceil(gap / _MAX_SUBSTEP))
+        dt = gap / steps
+        times = [self._time + dt * (i + 1) for i in range(steps)]
+        supply = self._supply_now()
+        for plan, servo in zip(self._plans, self._servos, strict=True):
+            overheat = self._faults.find(Fault.OVERHEAT, servo.slot)
+            servo.advance(
+                dt,
+                [plan.angle_at(moment) for moment in times] if plan else [None] * steps,
+                supply,
+                jammed=self._faults.find(Fault.JAM, servo.slot) is not None,
+                pinned_temperature=overheat.value if overheat is not None else None,
+            )
+        self._time = t
+
+    def _supply_now(self) -> float:
+        brownout = self._faults.find(Fault.BROWNOUT)
+        supply = (
+            brownout.value if brownout is not None and brownout.value is not None else self._supply
+        )
+        drawn = sum(s.current for s in self._servos)
+        return max(supply - _SUPPLY_RESISTANCE * drawn, 0.0)
+
+
+class VirtualPair:
+    """A leader (moved by a hand, ``motion``) and a follower, for ``so101d sim`` and the demo."""
+
+    def __init__(
+        self,
+        leader_link: str | os.PathLike[str],
+        follower_link: str | os.PathLike[str],
+        *,
+        leader_voltage: float = 5.0,
+        follower_voltage: float = 12.0,
+        seed: int = 0,
+        motion: str | None = "wave",
+        baudrate: int = 1_000_000,
+    ) -> None:
+        self.leader = VirtualArm(
+            "leader",
+            leader_link,
+            supply_voltage=leader_voltage,
+            baudrate=baudrate,
+            seed=seed,
+            motion=motion,
+        )
+        self.follower = VirtualArm(
+            "follower", follower_link, supply_voltage=follower_voltage, baudrate=baudrate, seed=seed
+        )
+
+    @property
+    def arms(self) -> tuple[VirtualArm, VirtualArm]:
+        return (self.leader, self.follower)
+
+    def arm(self, role: str) -> VirtualArm:
+        return self.leader if check_role(role) == "leader" else self.follower
+
+    def start(self) -> None:
+        self.leader.start()
+        try:
+            self.follower.start()
+        except BaseException:
+            self.leader.stop()
+            raise
+
+    def stop(self) -> None:
+        for arm in self.arms:
+            arm.stop()
+
+    def __enter__(self) -> VirtualPair:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
