@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from so101d.calibration.files import read_calibration
 from so101d.calibration.locate import Layout, calibration_path
 from so101d.calibration.model import JOINTS, Role
 from so101d.calibration.store import backups
+from tests.commands import so101d
 from tests.test_calibration_files import PRE_2025_FILE
 from tests.test_calibration_healthy import (
     REAL_FOLLOWER,
@@ -27,16 +26,6 @@ from tests.test_calibration_healthy import (
 
 FOLLOWER = arm(REFERENCE_FOLLOWER)
 WRAPPED = changed(FOLLOWER, "shoulder_lift", range_min=0, range_max=4050)
-
-
-def so101d(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "so101d", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def validate_json(*args: str) -> tuple[int, list[dict[str, Any]]]:

@@ -3,9 +3,7 @@ simulator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -22,18 +20,6 @@ from so101d.sim import VirtualArm
 from tests.test_calibration_healthy import REAL_FOLLOWER, arm, changed
 
 IDS = [1, 2, 3, 4, 5, 6]
-
-
-@pytest.fixture
-def follower(tmp_path: Path) -> Iterator[VirtualArm]:
-    with VirtualArm("follower", tmp_path / "so101_follower") as virtual:
-        yield virtual
-
-
-@pytest.fixture
-def bus(follower: VirtualArm) -> Iterator[FeetechBus]:
-    with FeetechBus(follower.link) as opened:
-        yield opened
 
 
 def expected(follower: VirtualArm) -> ArmCalibration:

@@ -13,6 +13,7 @@ import pytest
 
 from so101d.calibration.model import Role
 from so101d.sim import Fault, VirtualArm
+from tests.commands import so101d
 from tests.daemon_harness import (
     Daemon,
     PairSetup,
@@ -331,12 +332,6 @@ def test_so101d_run_against_so101d_sim(work: Path) -> None:
 
 
 # -- the control socket from the CLI ---------------------------------------------------------
-
-
-def so101d(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "so101d", *args], capture_output=True, text=True, timeout=30
-    )
 
 
 def test_status_pause_resume_estop_from_the_cli(pair: PairSetup, start_daemon: StartDaemon) -> None:

@@ -1,10 +1,9 @@
-"""Our Feetech driver against the virtual arm, over a real pty."""
+"""Our Feetech driver against the virtual follower, over a real pty."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,11 @@ from so101d.feetech import (
     ServoError,
     ServoFault,
 )
-from so101d.sim import JOINTS, Fault, VirtualArm
+from so101d.sim import Fault, VirtualArm
+from tests.arms import PATIENCE
 from tests.waiting import wait_for
 
 IDS = [1, 2, 3, 4, 5, 6]
-
-
-@pytest.fixture
-def arm(tmp_path: Path) -> Iterator[VirtualArm]:
-    with VirtualArm("follower", tmp_path / "so101_follower") as arm:
-        yield arm
-
-
-@pytest.fixture
-def bus(arm: VirtualArm) -> Iterator[FeetechBus]:
-    with FeetechBus(arm.link) as bus:
-        yield bus
 
 
 def assert_healthy(bus: FeetechBus) -> None:
@@ -69,28 +57,30 @@ def test_broadcast_ping_finds_the_six_motors(bus: FeetechBus) -> None:
     assert bus.broadcast_ping() == {m: ServoFault(0) for m in IDS}
 
 
-def test_write_then_read_back(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_write_then_read_back(follower: VirtualArm, bus: FeetechBus) -> None:
     bus.write("Lock", 3, 0)
     bus.write("Max_Torque_Limit", 3, 500)
     assert bus.read("Max_Torque_Limit", 3) == 500
-    assert arm.servo(3).get("Max_Torque_Limit") == 500
+    assert follower.servo(3).get("Max_Torque_Limit") == 500
 
 
-def test_read_bytes_of_an_arbitrary_span(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_read_bytes_of_an_arbitrary_span(follower: VirtualArm, bus: FeetechBus) -> None:
     span = bus.read_bytes(2, 0, 16)
     assert len(span) == 16
     assert int.from_bytes(span[3:5], "little") == 777
     assert span[5] == 2  # the ID register
 
 
-def test_sync_read_returns_every_motor_in_one_transaction(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_sync_read_returns_every_motor_in_one_transaction(
+    follower: VirtualArm, bus: FeetechBus
+) -> None:
     positions = bus.sync_read("Present_Position", IDS)
-    direct = {m: arm.servo(m).get("Present_Position") for m in IDS}
+    direct = {m: follower.servo(m).get("Present_Position") for m in IDS}
     for motor in IDS:
         assert abs(positions[motor] - direct[motor]) <= 2
 
 
-def test_sync_write_goals_move_the_arm(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_sync_write_goals_move_the_arm(follower: VirtualArm, bus: FeetechBus) -> None:
     start = bus.sync_read("Present_Position", IDS)
     goals = {m: p + 150 for m, p in start.items() if m != 5}  # wrist_roll may sit near a wrap
     bus.sync_write("Goal_Position", {m: start[m] for m in IDS})
@@ -107,11 +97,11 @@ def test_sync_write_goals_move_the_arm(arm: VirtualArm, bus: FeetechBus) -> None
 # -- sign-magnitude registers over the wire ----------------------------------------------
 
 
-def test_homing_offset_sign_bit_11(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_homing_offset_sign_bit_11(follower: VirtualArm, bus: FeetechBus) -> None:
     bus.write("Lock", 1, 0)
     before = bus.read("Present_Position", 1)
     bus.write("Homing_Offset", 1, -710)
-    assert arm.servo(1).get("Homing_Offset") == -710
+    assert follower.servo(1).get("Homing_Offset") == -710
     assert bus.read_bytes(1, 31, 2) == bytes.fromhex("c60a")
     assert bus.read("Homing_Offset", 1) == -710
     assert abs(bus.read("Present_Position", 1) - (before + 710) % 4096) <= 2
@@ -124,8 +114,8 @@ def test_bit_15_registers_carry_negative_values(bus: FeetechBus, name: str) -> N
     assert bus.read(name, 4) == -123
 
 
-def test_present_load_sign_bit_10_follows_direction(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.JAM, motor=2)
+def test_present_load_sign_bit_10_follows_direction(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.inject(Fault.JAM, motor=2)
     present = bus.read("Present_Position", 2)
     for direction in (+1, -1):
         bus.write("Goal_Position", 2, present)
@@ -139,7 +129,7 @@ def test_present_load_sign_bit_10_follows_direction(arm: VirtualArm, bus: Feetec
         bus.write("Torque_Enable", 2, 0)
 
 
-def test_present_velocity_is_signed_while_moving(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_present_velocity_is_signed_while_moving(follower: VirtualArm, bus: FeetechBus) -> None:
     present = bus.read("Present_Position", 3)
     bus.write("Goal_Position", 3, present)
     bus.write("Torque_Enable", 3, 1)
@@ -151,20 +141,20 @@ def test_present_velocity_is_signed_while_moving(arm: VirtualArm, bus: FeetechBu
 # -- faults surface as typed errors; the bus recovers -------------------------------------
 
 
-def test_silence_is_a_timeout_then_recovers(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.SILENCE)
+def test_silence_is_a_timeout_then_recovers(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.inject(Fault.SILENCE)
     with pytest.raises(BusTimeout, match="no reply"):
         bus.read("Present_Position", 1)
     with pytest.raises(BusTimeout):
         bus.sync_read("Present_Position", IDS)
-    arm.clear()
+    follower.clear()
     assert_healthy(bus)
 
 
 def test_corrupt_checksum_is_a_corrupt_reply_then_recovers(
-    arm: VirtualArm, bus: FeetechBus
+    follower: VirtualArm, bus: FeetechBus
 ) -> None:
-    arm.inject(Fault.CORRUPT_CHECKSUM, count=1)
+    follower.inject(Fault.CORRUPT_CHECKSUM, count=1)
     with pytest.raises(CorruptReply) as caught:
         bus.read("Present_Position", 4)
     assert caught.value.register == "Present_Position" and "motor 4" in str(caught.value)
@@ -172,62 +162,64 @@ def test_corrupt_checksum_is_a_corrupt_reply_then_recovers(
 
 
 def test_late_reply_times_out_and_does_not_poison_the_next_read(
-    arm: VirtualArm, bus: FeetechBus
+    follower: VirtualArm, bus: FeetechBus
 ) -> None:
     bus.write("Lock", 2, 0)
     bus.write("Max_Torque_Limit", 2, 321)
-    arm.inject(Fault.LATE_REPLY, count=1, value=0.08)
+    follower.inject(Fault.LATE_REPLY, count=1, value=PATIENCE + 0.1)
     with pytest.raises(BusTimeout):
         bus.read("Max_Torque_Limit", 2)
-    time.sleep(0.1)  # let the late reply land in our input buffer before the next request
+    time.sleep(0.2)  # let the late reply land in our input buffer before the next request
     assert bus.read("Model_Number", 2) == 777  # not the stale 321
 
 
-def test_wrong_id_is_a_corrupt_reply(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.WRONG_ID, motor=3, count=1)
+def test_wrong_id_is_a_corrupt_reply(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.inject(Fault.WRONG_ID, motor=3, count=1)
     with pytest.raises(CorruptReply, match="expected motor"):
         bus.read("Present_Position", 3)
     assert_healthy(bus)
 
 
-def test_missing_motor_names_the_motor(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.MISSING_MOTOR, motor=3)
+def test_missing_motor_names_the_motor(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.inject(Fault.MISSING_MOTOR, motor=3)
     with pytest.raises(BusTimeout) as caught:
         bus.sync_read("Present_Position", IDS)
     assert caught.value.motor == 3 and "motor(s) 3" in str(caught.value)
     with pytest.raises(BusTimeout):
         bus.ping(3)
     assert sorted(bus.sync_read("Present_Position", [1, 2, 4, 5, 6])) == [1, 2, 4, 5, 6]
-    arm.clear(Fault.MISSING_MOTOR)
+    follower.clear(Fault.MISSING_MOTOR)
     assert_healthy(bus)
 
 
-def test_brownout_reports_the_voltage_bit_with_the_data(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.BROWNOUT, value=4.2)
+def test_brownout_reports_the_voltage_bit_with_the_data(
+    follower: VirtualArm, bus: FeetechBus
+) -> None:
+    follower.inject(Fault.BROWNOUT, value=4.2)
     with pytest.raises(ServoError) as caught:
         bus.sync_read("Present_Voltage", IDS)
     assert all(ServoFault.VOLTAGE in bits for bits in caught.value.faults.values())
     assert all(v <= 45 for v in caught.value.values.values())
     assert "voltage" in str(caught.value)
-    arm.clear(Fault.BROWNOUT)
+    follower.clear(Fault.BROWNOUT)
     wait_for(lambda: _no_servo_error(bus))
 
 
 def test_overheat_reports_the_overheat_bit_and_drops_torque(
-    arm: VirtualArm, bus: FeetechBus
+    follower: VirtualArm, bus: FeetechBus
 ) -> None:
     bus.write("Goal_Position", 2, bus.read("Present_Position", 2))
     bus.write("Torque_Enable", 2, 1)
-    arm.inject(Fault.OVERHEAT, motor=2)
+    follower.inject(Fault.OVERHEAT, motor=2)
     with pytest.raises(ServoError) as caught:
         bus.read("Present_Temperature", 2)
     assert caught.value.faults == {2: ServoFault.OVERHEAT}
     assert caught.value.motor == 2 and caught.value.values[2] > 70
-    assert arm.servo(2).get("Torque_Enable") == 0
+    assert follower.servo(2).get("Torque_Enable") == 0
 
 
-def test_jammed_joint_overloads(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.inject(Fault.JAM, motor=3)
+def test_jammed_joint_overloads(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.inject(Fault.JAM, motor=3)
     present = bus.read("Present_Position", 3)
     bus.write("Goal_Position", 3, present)
     bus.write("Torque_Enable", 3, 1)
@@ -241,7 +233,7 @@ def test_jammed_joint_overloads(arm: VirtualArm, bus: FeetechBus) -> None:
         return False
 
     wait_for(overloaded)
-    assert abs(arm.servo(3).get("Present_Position") - present) <= 2
+    assert abs(follower.servo(3).get("Present_Position") - present) <= 2
 
 
 def _no_servo_error(bus: FeetechBus) -> bool:
@@ -255,21 +247,21 @@ def _no_servo_error(bus: FeetechBus) -> bool:
 # -- the port itself ----------------------------------------------------------------------
 
 
-def test_unplug_reports_port_gone_and_stays_gone(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.unplug()
+def test_unplug_reports_port_gone_and_stays_gone(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.unplug()
     with pytest.raises(PortGone, match="disconnected"):
         bus.sync_read("Present_Position", IDS)
     assert not bus.is_open
     with pytest.raises(PortGone):
         bus.ping(1)
-    assert not os.path.lexists(arm.link)
+    assert not os.path.lexists(follower.link)
 
 
-def test_replug_then_reopen_works(arm: VirtualArm, bus: FeetechBus) -> None:
-    arm.unplug()
+def test_replug_then_reopen_works(follower: VirtualArm, bus: FeetechBus) -> None:
+    follower.unplug()
     with pytest.raises(PortGone):
         bus.ping(1)
-    arm.replug()
+    follower.replug()
     bus.open()
     assert_healthy(bus)
 
@@ -281,24 +273,13 @@ def test_opening_a_missing_port_names_it(tmp_path: Path) -> None:
     assert path in str(caught.value)
 
 
-def test_a_second_process_cannot_open_the_same_port(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_a_second_process_cannot_open_the_same_port(follower: VirtualArm, bus: FeetechBus) -> None:
     with pytest.raises(PortBusy, match="another process"):
-        FeetechBus(arm.link).open()
+        FeetechBus(follower.link).open()
 
 
-def test_lerobot_style_open_still_works_alongside_a_closed_bus(arm: VirtualArm) -> None:
-    with FeetechBus(arm.link):
+def test_lerobot_style_open_still_works_alongside_a_closed_bus(follower: VirtualArm) -> None:
+    with FeetechBus(follower.link):
         pass
-    with serial.Serial(arm.link, 1_000_000, timeout=0.1):
+    with serial.Serial(follower.link, 1_000_000, timeout=0.1):
         pass
-
-
-def test_joint_order_matches_motor_ids() -> None:
-    assert JOINTS == (
-        "shoulder_pan",
-        "shoulder_lift",
-        "elbow_flex",
-        "wrist_flex",
-        "wrist_roll",
-        "gripper",
-    )

@@ -7,7 +7,6 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,6 @@ from tests.waiting import wait_for
 
 IDS = [1, 2, 3, 4, 5, 6]
 HUMAN_TOP_SPEED = 4000  # ticks/s (~350 deg/s): faster than any hand moves a joint
-
-
-@pytest.fixture
-def follower(tmp_path: Path) -> Iterator[VirtualArm]:
-    with VirtualArm("follower", tmp_path / "so101_follower") as arm:
-        yield arm
-
-
-@pytest.fixture
-def leader(tmp_path: Path) -> Iterator[VirtualArm]:
-    with VirtualArm("leader", tmp_path / "so101_leader") as arm:
-        yield arm
 
 
 def serving_threads(arm: VirtualArm) -> list[threading.Thread]:

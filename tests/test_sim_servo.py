@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,42 +16,32 @@ IDS = [1, 2, 3, 4, 5, 6]
 PAN = 1
 
 
-@pytest.fixture
-def arm(tmp_path: Path) -> Iterator[VirtualArm]:
-    with VirtualArm("follower", tmp_path / "so101_follower") as arm:
-        yield arm
-
-
-@pytest.fixture
-def bus(arm: VirtualArm) -> Iterator[FeetechBus]:
-    with bus_on(arm.link) as bus:
-        yield bus
-
-
-def home(arm: VirtualArm, bus: FeetechBus) -> None:
+def home(follower: VirtualArm, bus: FeetechBus) -> None:
     """Write the homing offsets a proper calibration finds, so the middle reads 2047."""
-    for calibration in arm.expected_calibration().values():
+    for calibration in follower.expected_calibration().values():
         bus.write("Lock", calibration["id"], 0)
         bus.write("Homing_Offset", calibration["id"], calibration["homing_offset"])
 
 
-def park(arm: VirtualArm, joint: str, fraction: float) -> None:
+def park(follower: VirtualArm, joint: str, fraction: float) -> None:
     """Move a limp joint by hand to a fraction of its travel and let go there."""
-    arm.hold({joint: fraction})
-    assert arm.wait_idle()
-    arm.set_motion(None)
+    follower.hold({joint: fraction})
+    assert follower.wait_idle()
+    follower.set_motion(None)
 
 
-def settle(arm: VirtualArm, bus: FeetechBus, motor: int, goal: int, seconds: float = 1.5) -> int:
+def settle(
+    follower: VirtualArm, bus: FeetechBus, motor: int, goal: int, seconds: float = 1.5
+) -> int:
     """Torque on at the present position, command ``goal``, let time pass; return the position."""
     bus.write("Goal_Position", motor, bus.read("Present_Position", motor))
     bus.write("Torque_Enable", motor, 1)
     bus.write("Goal_Position", motor, goal)
-    arm.fast_forward(seconds)
+    follower.fast_forward(seconds)
     return bus.read("Present_Position", motor)
 
 
-def test_power_on_defaults(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_power_on_defaults(follower: VirtualArm, bus: FeetechBus) -> None:
     expected = {
         "Return_Delay_Time": 250,
         "Response_Status_Level": 1,
@@ -78,8 +67,8 @@ def test_power_on_defaults(arm: VirtualArm, bus: FeetechBus) -> None:
         assert 25 <= bus.read("Present_Temperature", motor) <= 30
 
 
-def test_leader_servos_run_at_5_volts(tmp_path: Path) -> None:
-    with VirtualArm("leader", tmp_path / "leader") as arm, bus_on(arm.link) as bus:
+def test_leader_servos_run_at_5_volts(leader: VirtualArm) -> None:
+    with bus_on(leader.link) as bus:
         assert bus.sync_read("Present_Voltage", IDS) == dict.fromkeys(IDS, 50)
         assert bus.read("Max_Voltage_Limit", 1) == 80 and bus.read("Min_Voltage_Limit", 1) == 40
 
@@ -87,10 +76,10 @@ def test_leader_servos_run_at_5_volts(tmp_path: Path) -> None:
 def test_raw_middle_readings_differ_per_joint_and_per_seed(tmp_path: Path) -> None:
     readings = []
     for seed in (0, 1):
-        with VirtualArm("follower", tmp_path / f"f{seed}", seed=seed) as arm:
-            arm.hold(dict.fromkeys(JOINTS, 0.5))
-            assert arm.wait_idle()
-            with bus_on(arm.link) as bus:
+        with VirtualArm("follower", tmp_path / f"f{seed}", seed=seed) as follower:
+            follower.hold(dict.fromkeys(JOINTS, 0.5))
+            assert follower.wait_idle()
+            with bus_on(follower.link) as bus:
                 readings.append(bus.sync_read("Present_Position", IDS))
     assert readings[0] != readings[1]
     assert all(600 <= p <= 3500 for r in readings for p in r.values())
@@ -104,25 +93,25 @@ def test_homing_offset_shifts_the_reading_modulo_a_turn(bus: FeetechBus, offset:
     assert bus.read("Present_Position", PAN) == (before - offset) % 4096
 
 
-def test_homing_puts_the_middle_at_2047(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
-    arm.hold(dict.fromkeys(JOINTS, 0.5))
-    assert arm.wait_idle()
+def test_homing_puts_the_middle_at_2047(follower: VirtualArm, bus: FeetechBus) -> None:
+    home(follower, bus)
+    follower.hold(dict.fromkeys(JOINTS, 0.5))
+    assert follower.wait_idle()
     assert bus.sync_read("Present_Position", IDS) == dict.fromkeys(IDS, 2047)
 
 
-def test_position_limits_clamp_the_goal(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
+def test_position_limits_clamp_the_goal(follower: VirtualArm, bus: FeetechBus) -> None:
+    home(follower, bus)
     present = bus.read("Present_Position", PAN)
     bus.write("Min_Position_Limit", PAN, present - 200)
     bus.write("Max_Position_Limit", PAN, present + 200)
-    assert settle(arm, bus, PAN, present + 800) == present + 200
-    assert settle(arm, bus, PAN, present - 800) == present - 200
+    assert settle(follower, bus, PAN, present + 800) == present + 200
+    assert settle(follower, bus, PAN, present - 800) == present - 200
 
 
-def test_torque_on_drives_to_a_stale_goal(arm: VirtualArm, bus: FeetechBus) -> None:
+def test_torque_on_drives_to_a_stale_goal(follower: VirtualArm, bus: FeetechBus) -> None:
     stale = bus.read("Goal_Position", PAN)  # the power-on position
-    park(arm, "shoulder_pan", 0.9)  # someone moves the limp arm and lets go
+    park(follower, "shoulder_pan", 0.9)  # someone moves the limp follower and lets go
     moved = bus.read("Present_Position", PAN)
     assert abs(moved - stale) > 500
     bus.write("Torque_Enable", PAN, 1)
@@ -130,20 +119,20 @@ def test_torque_on_drives_to_a_stale_goal(arm: VirtualArm, bus: FeetechBus) -> N
 
 
 def test_torque_on_after_goal_equals_present_does_not_move(
-    arm: VirtualArm, bus: FeetechBus
+    follower: VirtualArm, bus: FeetechBus
 ) -> None:
-    park(arm, "shoulder_pan", 0.9)
+    park(follower, "shoulder_pan", 0.9)
     present = bus.read("Present_Position", PAN)
     bus.write("Goal_Position", PAN, present)
     bus.write("Torque_Enable", PAN, 1)
-    arm.fast_forward(2.0)
+    follower.fast_forward(2.0)
     assert bus.read("Present_Position", PAN) == present
     assert bus.read("Moving", PAN) == 0
 
 
-def test_goal_tracking_takes_human_visible_time(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
-    park(arm, "elbow_flex", 0.2)
+def test_goal_tracking_takes_human_visible_time(follower: VirtualArm, bus: FeetechBus) -> None:
+    home(follower, bus)
+    park(follower, "elbow_flex", 0.2)
     start = bus.read("Present_Position", 3)
     bus.write("Goal_Position", 3, start)
     bus.write("Torque_Enable", 3, 1)
@@ -161,9 +150,9 @@ def test_goal_tracking_takes_human_visible_time(arm: VirtualArm, bus: FeetechBus
     assert seen == sorted(seen)  # a smooth approach, no overshoot
 
 
-def test_goal_velocity_slows_the_move(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
-    park(arm, "elbow_flex", 0.4)
+def test_goal_velocity_slows_the_move(follower: VirtualArm, bus: FeetechBus) -> None:
+    home(follower, bus)
+    park(follower, "elbow_flex", 0.4)
     start = bus.read("Present_Position", 3)
     bus.write("Goal_Velocity", 3, 200)
     bus.write("Goal_Position", 3, start)
@@ -181,26 +170,28 @@ def test_goal_velocity_slows_the_move(arm: VirtualArm, bus: FeetechBus) -> None:
     assert min(speeds) >= 0 and max(speeds) <= 200
 
 
-def test_end_stop_stops_the_joint_and_the_load_rises(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
+def test_end_stop_stops_the_joint_and_the_load_rises(follower: VirtualArm, bus: FeetechBus) -> None:
+    home(follower, bus)
     bus.write("Overload_Torque", PAN, 100)  # no overload trip while we look
-    lower_stop = arm.expected_calibration()["shoulder_pan"]["range_min"]
-    assert settle(arm, bus, PAN, lower_stop - 400) == lower_stop
-    assert arm.joint_fractions()["shoulder_pan"] == 0.0
+    lower_stop = follower.expected_calibration()["shoulder_pan"]["range_min"]
+    assert settle(follower, bus, PAN, lower_stop - 400) == lower_stop
+    assert follower.joint_fractions()["shoulder_pan"] == 0.0
     assert bus.read("Present_Load", PAN) <= -800  # pushing towards lower positions
     assert bus.read("Present_Current", PAN) >= 200  # 6.5 mA units: over 1.3 A
     assert bus.read("Moving", PAN) == 0
     bus.write("Overload_Torque", PAN, 80)
-    arm.fast_forward(2.0)  # Protection_Time: 200 x 10 ms above Overload_Torque
+    follower.fast_forward(2.0)  # Protection_Time: 200 x 10 ms above Overload_Torque
     with pytest.raises(ServoError) as caught:
         bus.read("Torque_Enable", PAN)
     assert caught.value.faults == {PAN: ServoFault.OVERLOAD}
     assert caught.value.values == {PAN: 0}  # the servo let go to protect itself
 
 
-def test_free_motion_load_is_small_and_rest_load_is_zero(arm: VirtualArm, bus: FeetechBus) -> None:
-    home(arm, bus)
-    park(arm, "wrist_flex", 0.2)
+def test_free_motion_load_is_small_and_rest_load_is_zero(
+    follower: VirtualArm, bus: FeetechBus
+) -> None:
+    home(follower, bus)
+    park(follower, "wrist_flex", 0.2)
     start = bus.read("Present_Position", 4)
     bus.write("Goal_Velocity", 4, 100)  # ~9 s for the move: plenty of time to look
     bus.write("Goal_Position", 4, start)
@@ -208,20 +199,20 @@ def test_free_motion_load_is_small_and_rest_load_is_zero(arm: VirtualArm, bus: F
     bus.write("Goal_Position", 4, start + 900)
     wait_for(lambda: bus.read("Moving", 4))
     assert 0 < bus.read("Present_Load", 4) <= 150
-    arm.fast_forward(15.0)
+    follower.fast_forward(15.0)
     assert bus.read("Present_Position", 4) == start + 900
     assert bus.read("Present_Load", 4) == 0
 
 
 @pytest.mark.parametrize("lock", [0, 1])
 def test_eeprom_survives_a_power_cycle_only_when_unlocked(
-    arm: VirtualArm, bus: FeetechBus, lock: int
+    follower: VirtualArm, bus: FeetechBus, lock: int
 ) -> None:
     bus.write("Lock", 2, lock)
     bus.write("Max_Torque_Limit", 2, 600)
     bus.write("Acceleration", 2, 254)
     assert bus.read("Max_Torque_Limit", 2) == 600  # the live table changes either way
-    arm.power_cycle()
+    follower.power_cycle()
     assert bus.read("Max_Torque_Limit", 2) == (600 if lock == 0 else 1000)
     assert bus.read("Acceleration", 2) == 0  # RAM is back to its defaults
     assert bus.read("Lock", 2) == 1
@@ -229,8 +220,8 @@ def test_eeprom_survives_a_power_cycle_only_when_unlocked(
 
 def test_locked_eeprom_writes_can_be_dropped(tmp_path: Path) -> None:
     link = tmp_path / "strict"
-    arm = VirtualArm("follower", link, drop_locked_eeprom_writes=True)
-    with arm, bus_on(arm.link) as bus:
+    follower = VirtualArm("follower", link, drop_locked_eeprom_writes=True)
+    with follower, bus_on(follower.link) as bus:
         bus.write("Max_Torque_Limit", 2, 600)  # still acknowledged
         assert bus.read("Max_Torque_Limit", 2) == 1000
         bus.write("Lock", 2, 0)
@@ -238,17 +229,17 @@ def test_locked_eeprom_writes_can_be_dropped(tmp_path: Path) -> None:
         assert bus.read("Max_Torque_Limit", 2) == 600
 
 
-def test_direct_register_access_bypasses_the_wire(arm: VirtualArm, bus: FeetechBus) -> None:
-    servo = arm.servo(4)
+def test_direct_register_access_bypasses_the_wire(follower: VirtualArm, bus: FeetechBus) -> None:
+    servo = follower.servo(4)
     servo.set("Firmware_Minor_Version", 9)  # read-only on the wire, but not for the factory
     assert bus.read("Firmware_Minor_Version", 4) == 9
     servo.set("Homing_Offset", -300)
     assert bus.read("Homing_Offset", 4) == -300
-    arm.power_cycle()
+    follower.power_cycle()
     assert servo.get("Firmware_Minor_Version") == 9
     with pytest.raises(ValueError, match="measured"):
         servo.set("Present_Position", 100)
     with pytest.raises(KeyError):
         servo.get("No_Such_Register")
     with pytest.raises(ValueError):
-        arm.servo(7)
+        follower.servo(7)

@@ -9,20 +9,15 @@ from pathlib import Path
 import pytest
 import serial
 
-from so101d.feetech import FeetechBus, FrameReader, Instruction, Packet, wire_time
+from so101d.feetech import FrameReader, Instruction, Packet, wire_time
 from so101d.feetech.protocol import BROADCAST_ID, checksum
 from so101d.feetech.registers import REGISTERS
 from so101d.sim import VirtualArm
+from tests.arms import bus_on
 from tests.waiting import wait_for
 
 IDS = [1, 2, 3, 4, 5, 6]
 QUIET = 0.15  # seconds of listening that count as "no reply" (replies take ~1 ms)
-PATIENCE = 0.25  # seconds our driver waits for a reply: generous on a loaded test machine
-
-
-def bus_on(link: str, baudrate: int = 1_000_000) -> FeetechBus:
-    """Our driver on a simulated arm, with a reply timeout that CPU contention cannot beat."""
-    return FeetechBus(link, baudrate=baudrate, timeout=PATIENCE)
 
 
 class RawPort:

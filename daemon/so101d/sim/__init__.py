@@ -4,9 +4,9 @@ Our driver, LeRobot and feetech-cli open ``VirtualArm.link`` like a real USB ser
 cannot tell the difference. ``so101d sim`` and ``so101d demo`` run a ``VirtualPair``.
 """
 
+from so101d.calibration.model import JOINTS
 from so101d.sim.arm import VirtualArm, VirtualPair, VirtualServo
 from so101d.sim.faults import ActiveFault, Fault
-from so101d.sim.joints import JOINTS
 from so101d.sim.servo import Telemetry
 
 __all__ = [

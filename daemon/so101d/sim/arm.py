@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
 
+from so101d.calibration.model import JOINTS
 from so101d.feetech.protocol import Packet
 from so101d.feetech.registers import HALF_TURN, MAX_POSITION
 from so101d.sim import motion as hands
@@ -33,7 +33,6 @@ from so101d.sim.faults import (
 )
 from so101d.sim.joints import (
     DEGREES_PER_TICK,
-    JOINTS,
     VARIANTS,
     ambient_temperature,
     arm_geometry,
@@ -208,12 +207,7 @@ class VirtualArm:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _serve(self, request: Packet, client_baudrate: int | None) -> list[Reply]:
@@ -491,10 +485,5 @@ class VirtualPair:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from so101d.calibration.model import JOINTS
 from so101d.sim.arm import VirtualArm, VirtualPair
 from so101d.sim.faults import parse_fault
-from so101d.sim.joints import JOINTS, ROLES
+from so101d.sim.joints import ROLES
 from so101d.sim.motion import MOTIONS
 
 HELP = """\

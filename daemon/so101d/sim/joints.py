@@ -12,9 +12,9 @@ import math
 import random
 from dataclasses import dataclass
 
+from so101d.calibration.model import JOINTS
 from so101d.feetech.registers import ENCODER_RESOLUTION
 
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 ROLES = ("leader", "follower")
 
 DEGREES_PER_TICK = 360 / ENCODER_RESOLUTION
