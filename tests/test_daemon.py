@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import socket
 import subprocess
 import sys
 import time
@@ -159,6 +162,77 @@ def test_unplug_and_replug_each_board_without_restarting(
 
     assert daemon.status()["pid"] == pid
     assert daemon.pair()["restarts"] >= 2
+    assert_clean_log(daemon)
+
+
+def test_goals_stay_inside_the_followers_range_minus_the_margin(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = start_daemon(pair, clamp_margin_deg=5.0)
+    daemon.wait_state("teleop")
+    pair.leader.hold({"elbow_flex": 0.0, "wrist_flex": 1.0})  # the hand pushes both to a stop
+    travel = {j: pair.follower.expected_calibration()[j] for j in ("elbow_flex", "wrist_flex")}
+    margin = {j: 5.0 * 4096 / 360 / (c["range_max"] - c["range_min"]) for j, c in travel.items()}
+    wait_for(lambda: pair.leader.joint_fractions()["elbow_flex"] < 0.01, timeout=20)
+    wait_for(lambda: pair.leader.joint_fractions()["wrist_flex"] > 0.99, timeout=20)
+    time.sleep(0.5)
+    fractions = pair.follower.joint_fractions()
+    assert margin["elbow_flex"] * 0.8 < fractions["elbow_flex"] < margin["elbow_flex"] * 1.2
+    assert 1 - margin["wrist_flex"] * 1.2 < fractions["wrist_flex"] < 1 - margin["wrist_flex"] * 0.8
+
+
+def test_a_glitching_leader_never_makes_the_follower_jump(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    """Goals written to the follower stay within the per-cycle step limit through glitches."""
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair, rate_hz=100, max_step_deg=4.0)
+    daemon.wait_state("teleop")
+    errors_before = daemon.pair()["errors"]
+    step_ticks = 4.0 * 4096 / 360
+
+    def goals() -> tuple[float, list[int]]:
+        return time.monotonic(), [pair.follower.servo(m).get("Goal_Position") for m in range(1, 7)]
+
+    then, previous = goals()
+    for _ in range(5):
+        pair.leader.inject(Fault.CORRUPT_CHECKSUM, count=2)
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            time.sleep(0.01)
+            now, current = goals()
+            cycles = math.ceil((now - then) * 100) + 1
+            assert all(
+                abs(c - p) <= step_ticks * cycles for c, p in zip(current, previous, strict=True)
+            )
+            then, previous = now, current
+    status = daemon.pair()
+    assert status["state"] == "teleop" and status["errors"] > errors_before
+    assert_clean_log(daemon)
+
+
+def test_socket_garbage_and_dropped_clients_never_disturb_teleop(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    errors_before = daemon.pair()["errors"]
+    for payload in (
+        b"\x00\xff garbage\n",
+        b"{not json}\n",
+        b"[1, 2]\n",
+        b'{"method": "st',
+        b'{"id": 1, "method": "nope"}\n',
+        b"x" * 200_000,
+    ):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(daemon.socket_path))
+            with contextlib.suppress(OSError):
+                client.sendall(payload)  # and hang up without reading the reply
+    status = daemon.pair()
+    assert status["state"] == "teleop" and status["errors"] == errors_before
+    assert status["rate_hz"] > 90
     assert_clean_log(daemon)
 
 
