@@ -32,7 +32,7 @@ from so101d.checking import (
 from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault, SafetyFault
 from so101d.feetech import BusError, PortBusy, PortGone
-from so101d.precheck import PrecheckReport, run_precheck
+from so101d.precheck import run_precheck
 from so101d.teleop import TeleopLoop, degrees_to_ticks
 
 MAX_BACKOFF_S = 30.0
@@ -82,11 +82,11 @@ class PairRunner(threading.Thread):
         self._wake = threading.Event()
         self._stopping = False
         self._paused: str | None = None
+        self._emergency = False  # a pause that switches the follower's torque off regardless
         self._resumed = 0
         self._device_generation = 0
         self._backoff_level = 0
         self._loop: TeleopLoop | None = None
-        self._precheck: PrecheckReport | None = None
         self._last_stats = 0.0
         self.heartbeat = time.monotonic()
         self.state = State.WAITING
@@ -108,11 +108,14 @@ class PairRunner(threading.Thread):
         self._wake.set()
 
     def emergency_stop(self) -> None:
+        with self._lock:
+            self._emergency = True
         self.pause("emergency stop: follower torque off; `so101d resume` to continue")
 
     def resume(self) -> None:
         with self._lock:
             self._paused = None
+            self._emergency = False
             self._resumed += 1
             self._backoff_level = 0
         self._wake.set()
@@ -190,8 +193,6 @@ class PairRunner(threading.Thread):
 
     def _run_precheck(self, leader: Arm, follower: Arm) -> None:
         report = run_precheck(leader, follower, self.config)
-        with self._lock:
-            self._precheck = report
         for line in report.table().splitlines():
             self.log.info("precheck: %s", line)
         for warning in report.warnings:
@@ -232,7 +233,7 @@ class PairRunner(threading.Thread):
     def _leave_teleop(self, loop: TeleopLoop, follower: Arm, exc: BaseException | None) -> None:
         """Apply the stop policy (torque off for safety faults and emergency stops)."""
         policy = self.config.stop_policy
-        if isinstance(exc, SafetyFault) or (self._paused or "").startswith("emergency"):
+        if isinstance(exc, SafetyFault) or self._emergency:
             policy = "release"
         try:
             if policy == "rest" and self.config.rest_pose and exc is None:
