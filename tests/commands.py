@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 
-def so101d(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def so101d(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "so101d", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from so101d.deploy import RULES_TEMPLATE, read_template
 from so101d.devices import UsbSerialDevice
 from so101d.sim import VirtualArm
 from so101d.udev_rules import LinkRule, MatchKey, lint_rules, render_rules, udevadm_verify
+from tests.commands import so101d
 
 REPO = Path(__file__).resolve().parents[1]
 BY_PATH = "/dev/serial/by-path/platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.{}:1.0"
@@ -67,16 +66,6 @@ def rules_for(devices: list[UsbSerialDevice], assigned: dict[Role, UsbSerialDevi
 
 def rule_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "SYMLINK" in line]
-
-
-def so101d(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "so101d", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        check=False,
-    )
 
 
 def devices_file(tmp_path: Path, devices: list[UsbSerialDevice]) -> str:

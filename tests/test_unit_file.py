@@ -7,20 +7,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from so101d.deploy import fill_template, install_text
+from tests.commands import so101d
 
 MAX_EXPOSURE = 2.0
-
-
-def so101d(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "so101d", *args], capture_output=True, text=True, check=False
-    )
 
 
 def systemd_analyze() -> str:
