@@ -72,6 +72,14 @@ def start_daemon(work: Path) -> Iterator[StartDaemon]:
         daemon.close()
 
 
+def in_teleop(pair: PairSetup, start_daemon: StartDaemon, **settings: object) -> Daemon:
+    """A daemon mirroring a waving leader."""
+    pair.leader.set_motion("wave")
+    daemon = start_daemon(pair, **settings)
+    daemon.wait_state("teleop")
+    return daemon
+
+
 def settle_on_leader(pair: PairSetup) -> None:
     pair.leader.set_motion(None)
     wait_for(lambda: max_deviation(pair.leader, pair.follower) < SETTLED_TOLERANCE_DEG, timeout=10)
@@ -137,9 +145,7 @@ def test_teleop_starts_within_a_second_of_the_second_device(
 def test_unplug_and_replug_each_board_without_restarting(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
-    pair.leader.set_motion("wave")
-    daemon = start_daemon(pair)
-    daemon.wait_state("teleop")
+    daemon = in_teleop(pair, start_daemon)
     pid = daemon.status()["pid"]
 
     pair.leader.unplug()
@@ -185,9 +191,7 @@ def test_a_glitching_leader_never_makes_the_follower_jump(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
     """Goals written to the follower stay within the per-cycle step limit through glitches."""
-    pair.leader.set_motion("wave")
-    daemon = start_daemon(pair, rate_hz=100, max_step_deg=4.0)
-    daemon.wait_state("teleop")
+    daemon = in_teleop(pair, start_daemon, rate_hz=100, max_step_deg=4.0)
     errors_before = daemon.pair()["errors"]
     step_ticks = 4.0 * 4096 / 360
 
@@ -214,9 +218,7 @@ def test_a_glitching_leader_never_makes_the_follower_jump(
 def test_socket_garbage_and_dropped_clients_never_disturb_teleop(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
-    pair.leader.set_motion("wave")
-    daemon = start_daemon(pair)
-    daemon.wait_state("teleop")
+    daemon = in_teleop(pair, start_daemon)
     errors_before = daemon.pair()["errors"]
     for payload in (
         b"\x00\xff garbage\n",
@@ -302,9 +304,7 @@ def test_follower_trouble_during_teleop_stops_with_torque_off(
     words: str,
     latched: str | None,
 ) -> None:
-    pair.leader.set_motion("wave")
-    daemon = start_daemon(pair)
-    daemon.wait_state("teleop")
+    daemon = in_teleop(pair, start_daemon)
     pair.follower.inject(fault, **options)  # type: ignore[arg-type]
     status = daemon.wait_state("fault")
     assert words in status["reason"], status["reason"]
@@ -339,9 +339,7 @@ def test_a_wedged_bus_stops_the_watchdog_pings(pair: PairSetup, start_daemon: St
 def test_sigterm_stops_cleanly_applying_the_stop_policy(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
-    pair.leader.set_motion("wave")
-    daemon = start_daemon(pair)
-    daemon.wait_state("teleop")
+    daemon = in_teleop(pair, start_daemon)
     assert torque_enabled(pair.follower) == [1] * 6
     started = time.monotonic()
     assert daemon.terminate(timeout=10) == 0

@@ -50,16 +50,13 @@ class Arm:
         self.motor_ids = dict(motor_ids)
         self.calibration = calibration
         self.joints = tuple(self.motor_ids)
+        self.ids = tuple(self.motor_ids.values())
         self._joint_of = {motor: joint for joint, motor in self.motor_ids.items()}
         self.bus = FeetechBus(port, baudrate=baudrate, timeout=timeout_s)
 
     @property
     def port(self) -> str:
         return self.bus.port
-
-    @property
-    def ids(self) -> list[int]:
-        return list(self.motor_ids.values())
 
     def joint_of(self, motor: int) -> str:
         return self._joint_of.get(motor, f"motor {motor}")

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from so101d.durable import fsync_directory, write_synced
+
 RULES_TEMPLATE = "70-so101d.rules.in"
 UNIT_TEMPLATE = "lerobot.service.in"
 
@@ -59,15 +61,7 @@ def install_text(path: Path, text: str, mode: int = 0o644) -> bool:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fchmod(file.fileno(), mode)  # the umask must not narrow it
-        os.fsync(file.fileno())
+    write_synced(tmp, data, mode)
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
     return True

@@ -16,6 +16,7 @@ from pathlib import Path
 from so101d.calibration.files import serialize_calibration
 from so101d.calibration.locate import other_layout_path
 from so101d.calibration.model import ArmCalibration
+from so101d.durable import fsync_directory, write_synced
 
 DEFAULT_KEEP_BACKUPS = 5
 BACKUP_MARKER = ".bak-"
@@ -67,7 +68,7 @@ def save_bytes(path: Path, data: bytes, *, keep_backups: int = DEFAULT_KEEP_BACK
         return SavedFile(path, changed=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    _write_synced(tmp, data)
+    write_synced(tmp, data)
     try:
         backup = _back_up(path)
         os.replace(tmp, path)
@@ -75,7 +76,7 @@ def save_bytes(path: Path, data: bytes, *, keep_backups: int = DEFAULT_KEEP_BACK
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     _prune_backups(path, keep_backups)
     return SavedFile(path, changed=True, backup=backup)
 
@@ -102,7 +103,7 @@ def _back_up(path: Path) -> Path | None:
         os.link(path, backup)
     except OSError:  # no hard links here (e.g. FAT): a copy, written atomically itself
         copy = backup.with_name(backup.name + TMP_SUFFIX)
-        _write_synced(copy, path.read_bytes())
+        write_synced(copy, path.read_bytes())
         os.replace(copy, backup)
     return backup
 
@@ -128,22 +129,3 @@ def _current_bytes(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -43,13 +43,20 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = config_or_report(args.config, "config check")
+    if config is None:
         return 1
     print(render_summary(config))
     return 0
+
+
+def config_or_report(path: Path, command: str) -> Config | None:
+    """The configuration, or None after telling the person what is wrong with it."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"so101d {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def render_summary(config: Config) -> str:

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from so101d.checking import load_pair_calibration
-from so101d.cli.config import add_config_option
-from so101d.config import Config, ConfigError, PairConfig, load_config
+from so101d.cli.config import add_config_option, config_or_report
+from so101d.config import Config, PairConfig
 from so101d.faults import PairFault
 from so101d.pair import arm_files, open_arms
 from so101d.precheck import run_precheck
@@ -26,10 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def precheck(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"so101d precheck: {exc}", file=sys.stderr)
+    config = config_or_report(args.config, "precheck")
+    if config is None:
         return 1
     pairs = _chosen_pairs(config, args.pair)
     if pairs is None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from so101d.api import ApiError
-from so101d.cli.config import add_config_option
-from so101d.config import ConfigError, load_config
+from so101d.cli.config import add_config_option, config_or_report
 from so101d.service import setup_logging
 from so101d.supervisor import Supervisor
 
@@ -24,10 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"so101d: {exc}", file=sys.stderr)
+    config = config_or_report(args.config, "run")
+    if config is None:
         return EX_CONFIG
     setup_logging(config.log_level)
     try:
