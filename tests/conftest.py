@@ -1,4 +1,5 @@
-"""Fixtures shared by the test modules: virtual arms, and our driver on the follower."""
+"""Fixtures shared by the test modules: virtual arms, our driver on the follower, and the
+real daemon on a virtual pair."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from so101d.feetech import FeetechBus
 from so101d.sim import VirtualArm
 from tests.arms import bus_on
+from tests.daemon_harness import Daemon, PairSetup, StartDaemon, short_tmpdir
 
 
 @pytest.fixture
@@ -28,3 +30,39 @@ def leader(tmp_path: Path) -> Iterator[VirtualArm]:
 def bus(follower: VirtualArm) -> Iterator[FeetechBus]:
     with bus_on(follower.link) as opened:
         yield opened
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with short_tmpdir() as path:
+        yield path
+
+
+@pytest.fixture
+def pair(work: Path) -> Iterator[PairSetup]:
+    with (
+        VirtualArm("leader", work / "so101_leader", seed=1) as leader,
+        VirtualArm("follower", work / "so101_follower", seed=2) as follower,
+    ):
+        setup = PairSetup("main", leader, follower)
+        setup.save_calibrations(work / "calibration")
+        yield setup
+
+
+@pytest.fixture
+def start_daemon(work: Path) -> Iterator[StartDaemon]:
+    daemons: list[Daemon] = []
+
+    def start(*pairs: PairSetup, env: dict[str, str] | None = None, **settings: object) -> Daemon:
+        text = (
+            f'calibration_dir = "{work / "calibration"}"\n'
+            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n\n'
+        )
+        text += "\n\n".join(p.toml(**settings) for p in pairs)
+        daemon = Daemon(text, work, env)
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.close()

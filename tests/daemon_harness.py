@@ -6,6 +6,7 @@ exactly as it finds udev's links on a Pi.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +40,9 @@ def save_arm_calibration(
         path, {joint: MotorCalibration(**values) for joint, values in calibration.items()}
     )
     return path
+
+
+StartDaemon = Callable[..., "Daemon"]
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Notifications:
 
     def __init__(self, directory: Path) -> None:
         self.path = str(directory / "notify")
+        with contextlib.suppress(FileNotFoundError):  # a previous daemon's, in the same dir
+            os.unlink(self.path)
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._socket.bind(self.path)
         self._socket.settimeout(0.2)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from so101d import api
 from so101d.api import (
     MAX_CLIENTS,
     MAX_REQUEST,
@@ -271,15 +272,41 @@ def test_many_clients_at_once(client: ApiClient) -> None:
         assert replies == [{"worker": worker, "n": n} for n in range(20)]
 
 
-def test_connections_beyond_the_limit_are_refused_not_queued(
+def test_idle_clients_at_the_limit_make_room_for_a_new_call(
     server: ApiServer, client: ApiClient
 ) -> None:
+    """64 idle connections must never keep out an emergency stop."""
     with contextlib.ExitStack() as stack:
         idle = [stack.enter_context(RawClient(server.path)) for _ in range(MAX_CLIENTS)]
         assert idle[-1].request({"id": 1, "method": "echo"}) == {"id": 1, "result": {}}
-        with pytest.raises(ApiError, match="connection"):  # closed or reset, by timing
-            client.call("echo")
+        for _ in range(3):
+            assert client.call("echo", n=1) == {"n": 1}
+        assert idle[0].until_closed() == b""  # the longest idle one made room
+
+
+def test_busy_clients_at_the_limit_refuse_and_log_once_with_a_count(
+    server: ApiServer, client: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with contextlib.ExitStack() as stack:
+        busy = [stack.enter_context(RawClient(server.path)) for _ in range(MAX_CLIENTS)]
+        for raw in busy:
+            raw.send(b'{"id": 1, "method": "ec')  # half a request: not idle
+        wait_for(lambda: all(c.inbox for c in list(server._clients.values())))
+        for _ in range(5):
+            with pytest.raises(ApiError, match="connection"):  # closed or reset, by timing
+                client.call("echo")
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "refused 1 connection" in refusals[0].getMessage()
     wait_for(lambda: _serves(client))
+
+
+def test_idle_clients_are_dropped_after_the_timeout(
+    server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "CLIENT_IDLE_TIMEOUT_S", 0.2)
+    with RawClient(server.path) as raw:
+        assert raw.request({"id": 1, "method": "echo"}) == {"id": 1, "result": {}}
+        assert raw.until_closed() == b""
 
 
 def _serves(client: ApiClient) -> bool:

@@ -7,19 +7,21 @@ from dataclasses import replace
 
 import pytest
 
+from so101d.arm import Arm
 from so101d.calibration.eeprom import (
     CALIBRATION_REGISTERS,
     EepromDifference,
     compare_servo_calibration,
     read_servo_calibration,
-    write_servo_calibration,
 )
-from so101d.calibration.model import ArmCalibration, MotorCalibration
+from so101d.calibration.model import DEFAULT_MOTOR_MAP, ArmCalibration, MotorCalibration, Role
 from so101d.feetech import BusTimeout, FeetechBus
+from so101d.motion import ArmGuard, MotionGate, MotionLimits
 from so101d.sim import VirtualArm
 from tests.test_calibration_healthy import REAL_FOLLOWER, arm, changed
 
 IDS = [1, 2, 3, 4, 5, 6]
+LIMITS = MotionLimits(margin_deg=2, max_speed_dps=180, max_dt_s=0.02)
 
 
 def expected(follower: VirtualArm) -> ArmCalibration:
@@ -77,7 +79,10 @@ def test_writing_a_file_persists_and_leaves_torque_off(
     for motor_id in IDS:  # as the daemon leaves a follower: holding, EEPROM locked
         bus.write("Torque_Enable", motor_id, 1)
         bus.write("Lock", motor_id, 1)
-    write_servo_calibration(bus, new)
+    guard = ArmGuard(
+        Arm(Role.FOLLOWER, bus.port, DEFAULT_MOTOR_MAP, new, bus=bus), MotionGate(), LIMITS
+    )
+    guard.write_calibration(new)  # the daemon's way: torque confirmed off first
     assert compare_servo_calibration(bus, new) == []
     assert follower.servo(1).get("Homing_Offset") == -2047
     assert bus.sync_read("Torque_Enable", IDS) == dict.fromkeys(IDS, 0)

@@ -6,6 +6,8 @@ Replies are strict JSON (no NaN or infinity), so any JSON tool can read them.
 
 The server runs in one thread over non-blocking sockets, so a misbehaving client (garbage,
 huge lines, never reading its replies, vanishing mid-request) costs only its own connection.
+Idle clients are dropped after a timeout, and at the client limit the longest-idle one makes
+room for a new connection, so an emergency stop is always accepted.
 Handlers run in that thread and must return quickly; a handler raises :class:`ApiError` for a
 request it refuses (the message goes to the client), any other exception is logged as a bug
 and reported to the client as an internal error.
@@ -36,6 +38,8 @@ SOCKET_MODE = 0o660
 MAX_REQUEST = 64 * 1024  # bytes in one request line; a longer one drops the client
 MAX_PENDING_REPLIES = 1024 * 1024  # bytes of unsent replies before a slow client is dropped
 MAX_CLIENTS = 64
+CLIENT_IDLE_TIMEOUT_S = 30.0  # a client that sends nothing this long is dropped
+REFUSAL_LOG_INTERVAL_S = 10.0
 _RECV_CHUNK = 64 * 1024
 _START_HINT = "start it with `systemctl start lerobot`, or in the foreground with `so101d run`"
 
@@ -60,6 +64,8 @@ class ApiServer:
         self._inode: int | None = None
         self._clients: dict[socket.socket, _Client] = {}
         self._stopping = threading.Event()
+        self._refused = 0
+        self._next_refusal_log = 0.0
         self._thread = threading.Thread(target=self._serve, name="so101d-api", daemon=True)
 
     def start(self) -> None:
@@ -97,8 +103,9 @@ class ApiServer:
     def _serve(self) -> None:
         try:
             while not self._stopping.is_set():
-                for key, events in self._selector.select():
+                for key, events in self._selector.select(CLIENT_IDLE_TIMEOUT_S / 4):
                     self._on_event(key, events)
+                self._drop_idle(time.monotonic() - CLIENT_IDLE_TIMEOUT_S)
         finally:
             self._release()
 
@@ -132,22 +139,49 @@ class ApiServer:
             except OSError as exc:  # e.g. out of file descriptors: try again on the next event
                 log.warning("control socket: cannot accept a connection: %s", exc)
                 return
-            if len(self._clients) >= MAX_CLIENTS:
-                log.warning(
-                    "control socket: %d clients already connected; refused one", MAX_CLIENTS
-                )
-                sock.close()
+            if len(self._clients) >= MAX_CLIENTS and not self._make_room():
+                self._refuse(sock)
                 continue
             sock.setblocking(False)
             client = _Client(sock)
             self._clients[sock] = client
             self._selector.register(sock, client.interest, client)
 
+    def _make_room(self) -> bool:
+        """Drop the longest-idle client that has nothing pending; False if there is none."""
+        idle = [c for c in self._clients.values() if not c.outbox and not c.inbox]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda client: client.last_active)
+        self._drop(
+            oldest, "client limit reached: the longest idle client makes room", logging.DEBUG
+        )
+        return True
+
+    def _refuse(self, sock: socket.socket) -> None:
+        sock.close()
+        self._refused += 1
+        now = time.monotonic()
+        if now >= self._next_refusal_log:
+            log.warning(
+                "control socket: %d clients busy; refused %d connection(s) since the last report",
+                MAX_CLIENTS,
+                self._refused,
+            )
+            self._refused = 0
+            self._next_refusal_log = now + REFUSAL_LOG_INTERVAL_S
+
+    def _drop_idle(self, before: float) -> None:
+        for client in list(self._clients.values()):
+            if client.last_active < before and not client.outbox:
+                self._drop(client, f"idle for over {CLIENT_IDLE_TIMEOUT_S:g} s", logging.DEBUG)
+
     def _receive(self, client: _Client) -> None:
         try:
             data = client.sock.recv(_RECV_CHUNK)
         except (BlockingIOError, InterruptedError):
             return
+        client.last_active = time.monotonic()
         if not data:
             # The client is done sending; a last request without its newline still counts.
             client.closing = True
@@ -211,6 +245,7 @@ class _Client:
         self.outbox = bytearray()
         self.interest = selectors.EVENT_READ
         self.closing = False  # the client sent EOF: send what is pending, then close
+        self.last_active = time.monotonic()
 
     def complete_lines(self) -> list[bytes] | None:
         """Take the complete lines out of the inbox; None if any line is too long."""

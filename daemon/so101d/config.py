@@ -63,7 +63,7 @@ class PairConfig:
     follower: ArmConfig
     rate_hz: float
     engage_speed_dps: float
-    max_step_deg: float
+    max_speed_dps: float
     clamp_margin_deg: float
     max_temperature_c: float
     resume_temperature_c: float
@@ -142,7 +142,7 @@ _ABOVE_ZERO = _Range(0, low_open=True)
 _PAIR_NUMBERS: dict[str, tuple[float, _Range]] = {
     "rate_hz": (100, _Range(1, 500)),
     "engage_speed_dps": (30.0, _Range(0, 360, low_open=True)),
-    "max_step_deg": (4.0, _Range(0, 180, low_open=True)),
+    "max_speed_dps": (180.0, _Range(0, 360, low_open=True)),
     "clamp_margin_deg": (2.0, _Range(0, 90)),
     "max_temperature_c": (60, _Range(20, 100)),
     "min_voltage_v": (6.0, _Range(0, 30)),
@@ -213,6 +213,7 @@ def _pair_tables(pairs: _Table) -> Iterator[tuple[str, _Table]]:
 
 
 def _read_pair(name: str, table: _Table) -> PairConfig:
+    _reject_replaced_keys(table)
     numbers = {
         key: table.number(key, default, rng) for key, (default, rng) in _PAIR_NUMBERS.items()
     }
@@ -237,6 +238,22 @@ def _read_pair(name: str, table: _Table) -> PairConfig:
         baudrate=baudrate,
         **numbers,
     )
+
+
+# Keys of earlier versions whose meaning changed: naming the new key beats "unknown key".
+_REPLACED_KEYS = {
+    "max_step_deg": (
+        "was replaced by max_speed_dps: a per-cycle step grew with rate_hz (4° at 100 Hz is "
+        "400 °/s, faster than the servo). Remove it and set max_speed_dps in degrees per "
+        "second (default 180)"
+    ),
+}
+
+
+def _reject_replaced_keys(table: _Table) -> None:
+    for key, message in _REPLACED_KEYS.items():
+        if key in table.data:
+            raise table.error(key, message, table.data[key])
 
 
 def _check_pair_limits(

@@ -3,8 +3,10 @@
 waiting → checking → prechecking → engaging → teleop; any trouble → fault, then back to
 waiting after a capped exponential backoff, or latched until what can fix it happens (a
 calibration file changes, a board is replugged, the follower cools, or `so101d resume`).
-`pause`/`emergency stop` park the pair in ``paused`` until resumed. Every transition is
-logged once with its reason. Nothing here can stop another pair or the process.
+`pause`/`emergency stop` close the pair's motion gate and park it in ``paused`` until
+resumed; an emergency stop also switches the follower's torque off at once, from the
+caller's thread, in whatever state the pair is. Every transition is logged once with its
+reason. Nothing here can stop another pair or the process.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from so101d.arm import Arm
-from so101d.calibration.eeprom import write_servo_calibration
 from so101d.calibration.model import Role
 from so101d.checking import (
     ArmFiles,
@@ -32,13 +33,24 @@ from so101d.checking import (
 from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault, SafetyFault
 from so101d.feetech import BusError, PortBusy, PortGone
-from so101d.precheck import run_precheck
-from so101d.teleop import TeleopLoop, degrees_to_ticks
+from so101d.motion import (
+    ArmGuard,
+    MotionGate,
+    MotionLimits,
+    MotionRefused,
+    Release,
+    degrees_to_ticks,
+)
+from so101d.precheck import PrecheckReport, run_precheck
+from so101d.teleop import TeleopLoop
 
 MAX_BACKOFF_S = 30.0
 FIRST_BACKOFF_S = 0.5
 STABLE_TELEOP_S = 10.0  # a session this long resets the backoff
 COOLING_CHECK_S = 5.0
+REST_MOVE_TIMEOUT_S = 6.0  # the longest stop move; the daemon's shutdown waits longer
+RELEASE_RETRY_S = 1.0
+_EMERGENCY = "emergency stop: follower torque off; `so101d resume` to continue"
 
 
 class State(enum.StrEnum):
@@ -81,8 +93,11 @@ class PairRunner(threading.Thread):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
-        self._paused: str | None = None
-        self._emergency = False  # a pause that switches the follower's torque off regardless
+        self.gate = MotionGate()
+        self._port_lock = threading.Lock()  # opening the follower vs an e-stop reaching it
+        self._follower_guard: ArmGuard | None = None
+        self._release_pending = False  # a torque off that could not be confirmed yet
+        self._next_release_try = 0.0
         self._resumed = 0
         self._device_generation = 0
         self._backoff_level = 0
@@ -103,19 +118,22 @@ class PairRunner(threading.Thread):
         self._wake.set()
 
     def pause(self, reason: str = "paused by request") -> None:
-        with self._lock:
-            self._paused = reason
+        self.gate.pause(reason)
         self._wake.set()
 
-    def emergency_stop(self) -> None:
-        with self._lock:
-            self._emergency = True
-        self.pause("emergency stop: follower torque off; `so101d resume` to continue")
+    def emergency_stop(self) -> Release:
+        """Latch the gate, then torque off on every follower motor it can reach, read back."""
+        self.gate.emergency_stop(_EMERGENCY)
+        self._wake.set()
+        with self._port_lock:
+            guard = self._follower_guard
+            released = guard.release() if guard else self._release_unheld_follower()
+        self._release_pending = not released.ok
+        return released
 
     def resume(self) -> None:
         with self._lock:
-            self._paused = None
-            self._emergency = False
+            self.gate.resume()
             self._resumed += 1
             self._backoff_level = 0
         self._wake.set()
@@ -168,12 +186,14 @@ class PairRunner(threading.Thread):
         while not self._stopping:
             try:
                 self._session()
+            except MotionRefused:
+                pass  # paused or e-stopped meanwhile: handled just below
             except PairFault as fault:
                 self._on_fault(fault)
             except Exception as exc:  # a bug must not kill the pair: report it and retry
                 self.log.exception("unexpected error")
                 self._on_fault(PairFault(f"internal error: {exc!r}"))
-            if self._paused and not self._stopping:
+            if self.gate.closed_reason and not self._stopping:
                 self._wait_while_paused()
         self._enter(State.STOPPED, "daemon stopping")
 
@@ -187,28 +207,62 @@ class PairRunner(threading.Thread):
         for warning in calibration.warnings:
             self.log.warning("calibration: %s", warning)
         self._enter(State.PRECHECKING, "no-motion checks of both arms")
-        with open_arms(self.config, calibration) as (leader, follower):
-            self._run_precheck(leader, follower)
-            self._teleoperate(leader, follower)
+        with self._guarded_arms(calibration) as (leader, follower):
+            try:
+                self._prepare(leader, follower)
+                self._teleoperate(leader.arm, follower)
+            except BusError as exc:
+                raise PairFault(f"{self._role_of(exc.port)}: {exc}") from exc
 
-    def _run_precheck(self, leader: Arm, follower: Arm) -> None:
+    @contextlib.contextmanager
+    def _guarded_arms(self, calibration: PairCalibration) -> Iterator[tuple[ArmGuard, ArmGuard]]:
+        """Both arms opened, each behind its guard; the follower's guard reachable by e-stop."""
+        with contextlib.ExitStack() as arms:
+            with self._port_lock:
+                leader, follower = arms.enter_context(open_arms(self.config, calibration))
+                guards = (self._guard(leader), self._guard(follower))
+                self._follower_guard = guards[1]
+            try:
+                yield guards
+            finally:
+                with self._port_lock:
+                    self._follower_guard = None
+                    arms.close()
+
+    def _guard(self, arm: Arm) -> ArmGuard:
+        return arm_guard(arm, self.config, self.gate)
+
+    def _role_of(self, port: str) -> str:
+        return "leader" if port == self.config.leader.port else "follower"
+
+    def _prepare(self, leader: ArmGuard, follower: ArmGuard) -> None:
+        """The precheck, then servo settings and EEPROM calibration where they differ."""
         report = run_precheck(leader, follower, self.config)
+        self._log_precheck(report)
+        if report.fault is not None:
+            raise report.fault
+        for guard in (leader, follower):
+            role = guard.arm.role
+            if changes := report.settings.get(role):
+                listed = ", ".join(change.describe() for change in changes)
+                self.log.info("%s: setting servo settings as LeRobot does: %s", role, listed)
+                guard.apply_settings(changes)
+            if report.eeprom.get(role):
+                self.log.warning(
+                    "%s: the servo EEPROM differs from the calibration file (recalibrated "
+                    "elsewhere? `so101d import-calibration` takes that file); writing the "
+                    "file's values to the servos",
+                    role,
+                )
+                guard.write_calibration(guard.arm.calibration)
+
+    def _log_precheck(self, report: PrecheckReport) -> None:
         for line in report.table().splitlines():
             self.log.info("precheck: %s", line)
         for warning in report.warnings:
             self.log.warning("precheck: %s", warning)
-        if report.fault is not None:
-            raise report.fault
-        for arm in (leader, follower):
-            if changed := arm.answer_without_delay():
-                self.log.info("%s: servo return delay set to 0 on %s", arm.role, ", ".join(changed))
-            if report.eeprom.get(arm.role):
-                self.log.warning(
-                    "%s: writing the calibration file's values to the servo EEPROM", arm.role
-                )
-                write_servo_calibration(arm.bus, arm.calibration)
 
-    def _teleoperate(self, leader: Arm, follower: Arm) -> None:
+    def _teleoperate(self, leader: Arm, follower: ArmGuard) -> None:
         loop = TeleopLoop(leader, follower, self.config, self._keep_going, self._on_cycle)
         with self._lock:
             self._loop = loop
@@ -222,29 +276,67 @@ class PairRunner(threading.Thread):
                 self._enter(State.TELEOP, "mirroring the leader")
                 loop.run()
         except BaseException as exc:
-            self._leave_teleop(loop, follower, exc)
+            self._apply_stop_policy(loop, exc)
             raise
         else:
-            self._leave_teleop(loop, follower, None)
+            self._apply_stop_policy(loop, None)
         finally:
             if time.monotonic() - started >= STABLE_TELEOP_S:
                 self._backoff_level = 0
 
-    def _leave_teleop(self, loop: TeleopLoop, follower: Arm, exc: BaseException | None) -> None:
-        """Apply the stop policy (torque off for safety faults and emergency stops)."""
+    def _apply_stop_policy(self, loop: TeleopLoop, exc: BaseException | None) -> None:
+        """Hold, rest or release; torque off for safety faults, e-stops and failed rest moves."""
         policy = self.config.stop_policy
-        if isinstance(exc, SafetyFault) or self._emergency:
+        if isinstance(exc, SafetyFault) or self.gate.emergency:
             policy = "release"
+        if policy == "hold":
+            self.log.info("follower holds its position (stop_policy = hold)")
+            return
+        if policy == "rest" and exc is None:
+            self._rest(loop)
+        released = loop.guard.release()
+        self._release_pending = not released.ok
+        log = self.log.info if released.ok else self.log.warning
+        log("%s", released.describe())
+
+    def _rest(self, loop: TeleopLoop) -> None:
+        """The rest move: it obeys the gate, the telemetry limits and bus errors."""
         try:
-            if policy == "rest" and self.config.rest_pose and exc is None:
-                loop.move_to(self._rest_ticks(follower))
-            if policy in ("release", "rest"):
-                confirmed = follower.release()
-                self.log.info("follower torque off%s", "" if confirmed else " (not confirmed)")
-            else:
-                self.log.info("follower holds its position (stop_policy = hold)")
-        except BusError as err:
-            self.log.warning("could not apply the stop policy on the follower: %s", err)
+            if not loop.move_to(self._rest_ticks(loop.guard.arm), REST_MOVE_TIMEOUT_S):
+                self.log.warning("rest pose not reached within %.0f s", REST_MOVE_TIMEOUT_S)
+        except (PairFault, BusError) as exc:
+            self.log.warning("rest move stopped: %s", getattr(exc, "reason", exc))
+
+    def _release_unheld_follower(self) -> Release:
+        """Torque off on a follower whose port the pair does not hold (waiting, fault...)."""
+        follower = self.config.follower
+        arm = Arm(
+            Role.FOLLOWER,
+            follower.port,
+            follower.motor_ids,
+            {},
+            baudrate=self.config.baudrate,
+            timeout_s=self.config.bus_timeout_ms / 1000,
+        )
+        try:
+            arm.open()
+        except BusError as exc:
+            return Release("follower", follower.port, (), tuple(follower.motor_ids), why=exc.detail)
+        try:
+            return self._guard(arm).release()
+        finally:
+            arm.close()
+
+    def _retry_release(self) -> None:
+        """While waiting, keep trying a torque off that could not be confirmed, once a second."""
+        if not self._release_pending or time.monotonic() < self._next_release_try:
+            return
+        self._next_release_try = time.monotonic() + RELEASE_RETRY_S
+        with self._port_lock:
+            released = self._release_unheld_follower()
+        if released.ok:
+            self._release_pending = False
+            self.log.info("%s (after retrying)", released.describe())
 
     def _rest_ticks(self, follower: Arm) -> dict[str, float]:
         assert self.config.rest_pose is not None
@@ -254,7 +346,7 @@ class PairRunner(threading.Thread):
         }
 
     def _keep_going(self) -> bool:
-        return not self._stopping and self._paused is None
+        return not self._stopping and self.gate.closed_reason is None
 
     def _on_cycle(self) -> None:
         now = time.monotonic()
@@ -322,9 +414,9 @@ class PairRunner(threading.Thread):
         return hottest < self.config.resume_temperature_c
 
     def _wait_while_paused(self) -> None:
-        reason = self._paused or "paused"
+        reason = self.gate.closed_reason or "paused"
         self._enter(State.PAUSED, reason, Latch.OPERATOR)
-        self._wait_until(lambda: self._paused is None)
+        self._wait_until(lambda: self.gate.closed_reason is None)
 
     def _wait_until(self, condition: Callable[[], bool]) -> bool:
         """Wait for ``condition``, waking on events and every heartbeat; False if stopping."""
@@ -332,9 +424,10 @@ class PairRunner(threading.Thread):
             if condition():
                 return True
             self.heartbeat = time.monotonic()
+            self._retry_release()
             self._wake.wait(self.heartbeat_s)
             self._wake.clear()
-            if self._paused and self.state not in (State.PAUSED,):
+            if self.gate.closed_reason and self.state not in (State.PAUSED,):
                 return False
         return False
 
@@ -346,6 +439,16 @@ class PairRunner(threading.Thread):
         level = logging.WARNING if state is State.FAULT else logging.INFO
         latched = f" [latched until {latch}]" if latch and state is State.FAULT else ""
         self.log.log(level, "%s: %s%s", state, reason, latched)
+
+
+def arm_guard(arm: Arm, config: PairConfig, gate: MotionGate) -> ArmGuard:
+    """The guard of one of the pair's arms, with the pair's limits."""
+    limits = MotionLimits(
+        margin_deg=config.clamp_margin_deg,
+        max_speed_dps=config.max_speed_dps,
+        max_dt_s=2 / config.rate_hz,
+    )
+    return ArmGuard(arm, gate, limits)
 
 
 @contextlib.contextmanager

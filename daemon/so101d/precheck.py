@@ -1,7 +1,10 @@
 """The no-motion precheck: everything that must be true before a follower gets torque.
 
 Each check runs on both arms and yields a cell per arm; the first failing cell (in check
-order) becomes the pair's fault. Nothing here moves a joint: torque is switched off.
+order) becomes the pair's fault. Nothing here moves a joint: the leader's torque is switched
+off, and a follower found holding keeps holding where it is (goal = present, through its
+guard), so a check never drops an arm. Servo settings and EEPROM values are only compared;
+the pair writes them afterwards, through the guards.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault
 from so101d.feetech import STS3215_MODEL_NUMBER, BusError, ServoFault
 from so101d.feetech.registers import ENCODER_RESOLUTION
+from so101d.motion import ArmGuard, SettingChange, setting_changes
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 _RANGE_SLACK = 0.05  # a joint may read this fraction of its span outside the recorded range
@@ -45,6 +49,7 @@ class Check:
 class PrecheckReport:
     checks: list[Check] = field(default_factory=list)
     eeprom: dict[str, list[EepromDifference]] = field(default_factory=dict)
+    settings: dict[str, list[SettingChange]] = field(default_factory=dict)
 
     @property
     def fault(self) -> PairFault | None:
@@ -98,19 +103,21 @@ def _worst(*statuses: str) -> str:
 ArmCheck = Callable[[Arm, PairConfig], Cell]
 
 
-def run_precheck(leader: Arm, follower: Arm, config: PairConfig) -> PrecheckReport:
+def run_precheck(leader: ArmGuard, follower: ArmGuard, config: PairConfig) -> PrecheckReport:
     """Run every check on both (open) arms; bus errors become failed cells, never escape."""
     report = PrecheckReport()
-    reachable = {arm.role: True for arm in (leader, follower)}
+    arms = (leader.arm, follower.arm)
+    reachable = {arm.role: True for arm in arms}
     for name, check in CHECKS:
-        cells = [_run(check, arm, config, reachable) for arm in (leader, follower)]
+        cells = [
+            _run(check or _torque_check(guard), guard.arm, config, reachable)
+            for guard in (leader, follower)
+        ]
         report.checks.append(Check(name, *cells))
-    _check_boards_not_swapped(report, leader, follower, config)
-    for arm in (leader, follower):
-        if reachable[arm.role]:
-            report.eeprom[arm.role] = _eeprom_differences(arm)
+    _check_boards_not_swapped(report, *arms, config)
+    report.checks.append(Check("settings", *(_settings_cell(report, a, reachable) for a in arms)))
     report.checks.append(
-        Check("EEPROM = file", *(_eeprom_cell(report, a) for a in (leader, follower)))
+        Check("EEPROM = file", *(_eeprom_cell(report, a, reachable) for a in arms))
     )
     return report
 
@@ -194,8 +201,25 @@ def _firmware(arm: Arm, config: PairConfig) -> Cell:
     return Cell(OK, versions.pop())
 
 
-def _torque_off(arm: Arm, config: PairConfig) -> Cell:
-    arm.disable_torque()
+def _torque_check(guard: ArmGuard) -> ArmCheck:
+    return lambda arm, config: _torque_state(guard)
+
+
+def _torque_state(guard: ArmGuard) -> Cell:
+    """The leader is made limp; a follower found holding is left holding where it is."""
+    arm = guard.arm
+    holding = [joint for joint, on in guard.torque_state().items() if on]
+    if arm.role is Role.FOLLOWER and holding and guard.adopt_holding(holding):
+        return Cell(
+            WARN,
+            f"holding ({len(holding)}/{len(arm.ids)})",
+            f"follower found holding with torque on ({', '.join(holding)}); it keeps holding "
+            f"where it is until the stop policy or `so101d estop` releases it",
+        )
+    if holding:
+        released = guard.release()
+        if not released.ok:
+            return Cell(FAIL, "still on", f"{released.describe()}: check the servo cables")
     return Cell(OK, "off (read back)")
 
 
@@ -275,11 +299,11 @@ def _positions_in_range(arm: Arm, config: PairConfig) -> Cell:
     return Cell(OK, "inside range")
 
 
-CHECKS: list[tuple[str, ArmCheck]] = [
+CHECKS: list[tuple[str, ArmCheck | None]] = [
     ("motors answer", _motors_answer),
     ("model", _model_numbers),
     ("firmware", _firmware),
-    ("torque", _torque_off),
+    ("torque", None),  # needs the arm's guard: see _torque_check
     ("supply", _supply_voltage),
     ("temperature", _temperature),
     ("positions", _positions_in_range),
@@ -306,17 +330,29 @@ def _check_boards_not_swapped(
         )
 
 
-def _eeprom_differences(arm: Arm) -> list[EepromDifference]:
-    try:
-        return compare_servo_calibration(arm.bus, arm.calibration)
-    except BusError:
-        return []
-
-
-def _eeprom_cell(report: PrecheckReport, arm: Arm) -> Cell:
-    if arm.role not in report.eeprom:
+def _settings_cell(report: PrecheckReport, arm: Arm, reachable: dict[Role, bool]) -> Cell:
+    """Operating settings as LeRobot's configure() writes them: compared here, set later."""
+    if not reachable[arm.role]:
         return Cell(SKIPPED, "-")
-    differences = report.eeprom[arm.role]
+    try:
+        changes = setting_changes(arm)
+    except BusError as exc:
+        return Cell(FAIL, "no answer", f"{arm.role} servo settings unreadable on {arm.port}: {exc}")
+    report.settings[arm.role] = changes
+    if changes:
+        registers = sorted({change.register for change in changes})
+        return Cell(OK, f"{len(changes)} to set", f"{arm.role}: will set {', '.join(registers)}")
+    return Cell(OK, "as LeRobot")
+
+
+def _eeprom_cell(report: PrecheckReport, arm: Arm, reachable: dict[Role, bool]) -> Cell:
+    if not reachable[arm.role]:
+        return Cell(SKIPPED, "-")
+    try:
+        differences = compare_servo_calibration(arm.bus, arm.calibration)
+    except BusError as exc:
+        return Cell(FAIL, "no answer", f"{arm.role} servo EEPROM unreadable on {arm.port}: {exc}")
+    report.eeprom[arm.role] = differences
     if differences:
         listed = "; ".join(d.describe() for d in differences[:2])
         more = f" and {len(differences) - 2} more" if len(differences) > 2 else ""
@@ -324,6 +360,7 @@ def _eeprom_cell(report: PrecheckReport, arm: Arm) -> Cell:
             WARN,
             f"{len(differences)} differ",
             f"{arm.role} servo EEPROM differs from the calibration file ({listed}{more}); "
-            f"the file's values are written before engaging",
+            f"recalibrated elsewhere? `so101d import-calibration` takes that calibration; "
+            f"otherwise the file's values are written before engaging",
         )
     return Cell(OK, "match")

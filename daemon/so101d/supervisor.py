@@ -20,13 +20,13 @@ from so101d import __version__
 from so101d.api import ApiError, ApiServer
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
-from so101d.pair import PairRunner
+from so101d.pair import REST_MOVE_TIMEOUT_S, PairRunner
 from so101d.service import Notifier, watchdog_interval
 
 log = logging.getLogger("so101d")
 
 DEFAULT_TICK_S = 1.0
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = REST_MOVE_TIMEOUT_S + 4.0  # the longest stop move, its torque off, and slack
 
 
 class Supervisor:
@@ -163,10 +163,16 @@ class Supervisor:
         return {"resumed": [r.config.name for r in chosen]}
 
     def _estop(self, params: dict[str, Any]) -> dict[str, Any]:
-        for runner in self.runners.values():
-            runner.emergency_stop()
+        """Torque off on every follower from this thread, read back before the reply."""
         log.warning("emergency stop requested: every follower's torque goes off")
-        return {"stopped": list(self.runners)}
+        released = {name: runner.emergency_stop() for name, runner in self.runners.items()}
+        for name, release in released.items():
+            level = logging.WARNING if release.ok else logging.ERROR
+            log.log(level, "%s: emergency stop: %s", name, release.describe())
+        return {
+            "stopped": list(self.runners),
+            "pairs": {name: release.as_dict() for name, release in released.items()},
+        }
 
     def _chosen(self, params: dict[str, Any]) -> list[PairRunner]:
         name = params.get("pair")

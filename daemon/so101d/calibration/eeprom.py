@@ -70,12 +70,12 @@ def compare_servo_calibration(
 def write_servo_calibration(bus: FeetechBus, calibration: ArmCalibration) -> None:
     """Write a (validated) calibration to the servos, as LeRobot's calibrate does.
 
-    Per motor: torque off (a new homing offset must not make a powered joint jump), Lock 0
-    (so the EEPROM keeps the values across a power cycle), then the three registers.
-    Torque stays off and Lock stays 0, as after ``lerobot-calibrate``.
+    The caller has confirmed torque off on every motor (a new homing offset must not make a
+    powered joint jump): in the daemon that is ``ArmGuard.write_calibration``. Per motor:
+    Lock 0 (so the EEPROM keeps the values across a power cycle), then the three registers.
+    Lock stays 0, as after ``lerobot-calibrate``.
     """
     for motor in calibration.values():
-        bus.write("Torque_Enable", motor.id, 0)
         bus.write("Lock", motor.id, 0)
         for field, reg in CALIBRATION_REGISTERS.items():
             bus.write(reg, motor.id, getattr(motor, field))

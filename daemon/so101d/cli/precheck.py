@@ -11,7 +11,8 @@ from so101d.checking import load_pair_calibration
 from so101d.cli.config import add_config_option, config_or_report
 from so101d.config import Config, PairConfig
 from so101d.faults import PairFault
-from so101d.pair import arm_files, open_arms
+from so101d.motion import MotionGate
+from so101d.pair import arm_files, arm_guard, open_arms
 from so101d.precheck import run_precheck
 
 
@@ -54,8 +55,11 @@ def _chosen_pairs(config: Config, name: str | None) -> list[PairConfig] | None:
 def check_pair(config: Config, pair: PairConfig) -> dict[str, Any]:
     try:
         calibration = load_pair_calibration(config.calibration_dir, *arm_files(pair))
+        gate = MotionGate()
         with open_arms(pair, calibration) as (leader, follower):
-            report = run_precheck(leader, follower, pair)
+            report = run_precheck(
+                arm_guard(leader, pair, gate), arm_guard(follower, pair, gate), pair
+            )
     except PairFault as fault:
         return {
             "ok": False,

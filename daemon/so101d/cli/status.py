@@ -31,7 +31,7 @@ def register(subparsers: Parsers) -> None:
         parser.add_argument("pair", nargs="?", help="pair name (default: every pair)")
         parser.set_defaults(handler=_command(name))
     estop = _add(subparsers, "estop", "emergency stop: every follower's torque off, latched")
-    estop.set_defaults(handler=_command("estop"))
+    estop.set_defaults(handler=emergency_stop)
 
 
 def _add(subparsers: Parsers, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -78,6 +78,18 @@ def _command(method: str) -> Callable[[argparse.Namespace], int]:
         return code
 
     return handler
+
+
+def emergency_stop(args: argparse.Namespace) -> int:
+    """Exit 0 only when every follower read its torque back off."""
+    code, result = ask_daemon(args, "estop")
+    if code:
+        return code
+    released = result["pairs"]
+    for name, release in released.items():
+        print(f"{name}: {release['detail']}")
+    print("latched: `so101d resume` to continue")
+    return 0 if all(release["torque_off"] for release in released.values()) else 1
 
 
 def format_status(status: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from so101d.calibration.model import JOINTS
@@ -43,6 +43,8 @@ from so101d.sim.joints import (
 from so101d.sim.port import VirtualPort
 from so101d.sim.servo import ServoModel, Telemetry, baud_code
 from so101d.sim.wire import Reply, WireServer, dispatch, spoil_replies
+
+WireTap = Callable[[Packet, list[Reply]], list[Reply]]
 
 _MAX_SUBSTEP = 0.002  # seconds
 _MAX_SUBSTEPS = 100  # per advance: bounds the cost of the first request after an idle gap
@@ -100,6 +102,7 @@ class VirtualArm:
         self._port = VirtualPort(link)
         self._server: WireServer | None = None
         self._faults = FaultBook()
+        self._taps: list[WireTap] = []
         ambient = ambient_temperature(role, seed)
         baud = baud_code(baudrate)
         self._servos = tuple(
@@ -221,7 +224,23 @@ class VirtualArm:
                 and s.baudrate == client_baudrate
                 and self._faults.find(Fault.MISSING_MOTOR, s.slot) is None
             ]
-            return spoil_replies(dispatch(request, listening), self._faults)
+            replies = spoil_replies(dispatch(request, listening), self._faults)
+            for tap in self._taps:
+                replies = tap(request, replies)
+            return replies
+
+    def tap(self, tap: WireTap) -> Callable[[], None]:
+        """Call ``tap`` with every request and the replies it gets (which it may replace),
+        in the wire thread; returns the function that removes it. For tests and tools
+        that watch or spoil the traffic."""
+        with self._lock:
+            self._taps.append(tap)
+
+        def remove() -> None:
+            with self._lock:
+                self._taps.remove(tap)
+
+        return remove
 
     # -- physical state ------------------------------------------------------------------
 

@@ -1,0 +1,159 @@
+"""Motion safety of the real daemon on the simulator: e-stop in every state and policy,
+holding never dropped, servo resets, motors that vanish and rejoin, a full control socket."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+import pytest
+
+from so101d.sim import Fault
+from tests.commands import so101d
+from tests.daemon_harness import Daemon, PairSetup, StartDaemon, torque_enabled
+from tests.test_daemon import assert_clean_log, in_teleop, one_cycle_ticks
+from tests.waiting import wait_for
+from tests.wire_tap import RegisterTap
+
+POLICIES = {
+    "release": {},
+    "hold": {},
+    "rest": {"rest_pose": {"shoulder_lift": -30.0, "elbow_flex": 30.0}},
+}
+FAR = {"shoulder_pan": 0.1, "shoulder_lift": 0.2, "elbow_flex": 0.8, "wrist_flex": 0.2}
+
+
+def estop_reaches_every_servo(daemon: Daemon, pair: PairSetup) -> None:
+    """`so101d estop` returns only after every follower servo reads torque off."""
+    result = so101d("estop", "--config", str(daemon.config))
+    assert torque_enabled(pair.follower) == [0] * 6, result.stdout  # at the reply, no waiting
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "torque off (read back on 6 motors)" in result.stdout
+    daemon.wait_state("paused")
+
+
+def resume(daemon: Daemon) -> None:
+    assert so101d("resume", "--config", str(daemon.config)).returncode == 0
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_estop_cuts_torque_in_every_state(
+    pair: PairSetup, start_daemon: StartDaemon, policy: str
+) -> None:
+    pair.leader.set_motion(None)
+    pair.leader.hold(FAR)  # far from the follower's rest pose: engaging takes seconds
+    wait_for(lambda: pair.leader.joint_fractions()["elbow_flex"] > 0.75, timeout=20)
+    daemon = start_daemon(pair, stop_policy=policy, **POLICIES[policy])
+
+    daemon.wait_state("engaging")
+    estop_reaches_every_servo(daemon, pair)
+    resume(daemon)
+
+    daemon.wait_state("teleop", timeout=30)
+    estop_reaches_every_servo(daemon, pair)
+    resume(daemon)
+
+    daemon.wait_state("teleop", timeout=30)
+    assert so101d("pause", "--config", str(daemon.config)).returncode == 0
+    daemon.wait_state("paused")
+    estop_reaches_every_servo(daemon, pair)
+    resume(daemon)
+
+    daemon.wait_state("teleop", timeout=30)
+    pair.leader.unplug()  # waiting: with "hold" the follower keeps its torque
+    daemon.wait_state("waiting")
+    if policy == "hold":
+        assert torque_enabled(pair.follower) == [1] * 6
+    estop_reaches_every_servo(daemon, pair)
+    resume(daemon)
+    daemon.wait_state("waiting")
+    pair.leader.replug()
+
+    daemon.wait_state("teleop", timeout=30)
+    pair.leader.inject(Fault.MISSING_MOTOR, motor=6)  # fault: latched for the operator
+    daemon.wait_state("fault", timeout=30)
+    estop_reaches_every_servo(daemon, pair)
+    pair.leader.clear()
+    resume(daemon)
+    daemon.wait_state("teleop", timeout=30)
+    assert_clean_log(daemon)
+
+
+def test_estop_interrupts_the_rest_move(pair: PairSetup, start_daemon: StartDaemon) -> None:
+    pose = {"shoulder_pan": 60.0, "shoulder_lift": -40.0, "elbow_flex": 40.0}
+    daemon = in_teleop(pair, start_daemon, stop_policy="rest", rest_pose=pose, engage_speed_dps=5)
+    pair.leader.set_motion(None)
+    tap = RegisterTap(pair.follower)
+    assert so101d("pause", "--config", str(daemon.config)).returncode == 0  # starts the rest move
+    wait_for(lambda: len(tap.writes()) > 20)  # moving, at 5 °/s: many seconds to go
+    estop_reaches_every_servo(daemon, pair)
+    written = len(tap.writes())
+    time.sleep(0.2)
+    assert len(tap.writes()) == written  # no goal after the e-stop
+    wait_for(lambda: "rest move stopped: follower motion refused: emergency stop" in daemon.log)
+
+
+def test_a_holding_follower_survives_a_daemon_restart(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon, stop_policy="hold")
+    pair.leader.set_motion(None)
+    assert daemon.terminate() == 0
+    assert torque_enabled(pair.follower) == [1] * 6
+    held = pair.follower.joint_angles()
+    tap, torque = RegisterTap(pair.follower), RegisterTap(pair.follower, "Torque_Enable")
+
+    daemon = start_daemon(pair, stop_policy="hold")
+    daemon.wait_state("teleop")
+    assert "follower found holding" in daemon.log
+    assert all(0 not in w.values.values() for w in torque.writes())  # never dropped
+    first = tap.writes()[0]
+    assert all(
+        abs(v - first.present[m]) <= one_cycle_ticks(180, 100) for m, v in first.values.items()
+    )
+    angles = pair.follower.joint_angles()
+    assert all(abs(angles[j] - held[j]) < 5 for j in angles), (held, angles)
+
+
+def test_a_servo_reset_mid_teleop_ends_the_session(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    pair.follower.power_cycle()  # a brown-out: RAM defaults, torque off
+    status = daemon.wait_state("fault")
+    assert "lost torque" in status["reason"], status["reason"]
+    assert_clean_log(daemon)
+
+
+def test_a_follower_motor_missing_for_3_s_is_noticed_and_rejoins_without_a_jump(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    tap = RegisterTap(pair.follower)
+    pair.follower.inject(Fault.MISSING_MOTOR, motor=3)
+    gone = time.monotonic()
+    status = wait_for(lambda: (p := daemon.pair())["state"] != "teleop" and p, timeout=5)
+    noticed = time.monotonic() - gone
+    assert "elbow_flex (motor 3)" in daemon.log
+    writes_while_missing = len(tap.writes())
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - gone)))
+    pair.follower.clear()
+    with contextlib.suppress(AssertionError):
+        daemon.wait_state("fault", timeout=2)
+    if daemon.pair()["latched"]:
+        resume(daemon)
+    daemon.wait_state("teleop", timeout=30)
+    rejoin = next(w for w in tap.writes()[writes_while_missing:] if 3 in w.values)
+    assert abs(rejoin.values[3] - rejoin.present[3]) <= one_cycle_ticks(180, 100), rejoin
+    assert noticed < 2.0, (noticed, status)
+
+
+def test_64_idle_clients_do_not_block_estop(pair: PairSetup, start_daemon: StartDaemon) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    with contextlib.ExitStack() as stack:
+        for _ in range(70):
+            idle = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            idle.connect(str(daemon.socket_path))
+        estop_reaches_every_servo(daemon, pair)
+    assert daemon.log.count("refused") <= 1
