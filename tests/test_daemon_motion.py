@@ -86,7 +86,9 @@ def test_estop_interrupts_the_rest_move(pair: PairSetup, start_daemon: StartDaem
     pair.leader.set_motion(None)
     tap = RegisterTap(pair.follower)
     assert so101d("pause", "--config", str(daemon.config)).returncode == 0  # starts the rest move
-    wait_for(lambda: len(tap.writes()) > 20)  # moving, at 5 °/s: many seconds to go
+    daemon.wait_state("resting")
+    moving = len(tap.writes())
+    wait_for(lambda: len(tap.writes()) > moving + 5)  # at 5 °/s: many seconds to go
     estop_reaches_every_servo(daemon, pair)
     written = len(tap.writes())
     time.sleep(0.2)

@@ -1,8 +1,9 @@
 """One leader/follower pair's state machine, running in its own thread.
 
-waiting → checking → prechecking → engaging → teleop; any trouble → fault, then back to
-waiting after a capped exponential backoff, or latched until what can fix it happens (a
-calibration file changes, a board is replugged, the follower cools, or `so101d resume`).
+waiting → checking → prechecking → engaging → teleop (→ resting, the rest policy's move);
+any trouble → fault, then back to waiting after a capped exponential backoff, or latched
+until what can fix it happens (a calibration file changes, a board is replugged, the
+follower cools, or `so101d resume`).
 `pause`/`emergency stop` close the pair's motion gate and park it in ``paused`` until
 resumed; an emergency stop also switches the follower's torque off at once, from the
 caller's thread, in whatever state the pair is. Every transition is logged once with its
@@ -59,6 +60,7 @@ class State(enum.StrEnum):
     PRECHECKING = "prechecking"
     ENGAGING = "engaging"
     TELEOP = "teleop"
+    RESTING = "resting"  # the rest stop policy's move
     PAUSED = "paused"
     FAULT = "fault"
     STOPPED = "stopped"
@@ -70,6 +72,9 @@ def arm_files(config: PairConfig) -> tuple[ArmFiles, ArmFiles]:
         ArmFiles(Role.LEADER, config.leader.id, config.leader.motor_ids),
         ArmFiles(Role.FOLLOWER, config.follower.id, config.follower.motor_ids),
     )
+
+
+_LOOP_STATES = (State.ENGAGING, State.TELEOP, State.RESTING)
 
 
 class PairRunner(threading.Thread):
@@ -165,7 +170,7 @@ class PairRunner(threading.Thread):
                     "present": os.path.exists(self.config.follower.port),
                 },
             }
-            loop, running = self._loop, self.state in (State.ENGAGING, State.TELEOP)
+            loop, running = self._loop, self.state in _LOOP_STATES
         status.update(_loop_status(loop, running))
         return status
 
@@ -301,6 +306,9 @@ class PairRunner(threading.Thread):
 
     def _rest(self, loop: TeleopLoop) -> None:
         """The rest move: it obeys the gate, the telemetry limits and bus errors."""
+        self._enter(
+            State.RESTING, f"moving to the rest pose at {self.config.engage_speed_dps:g}°/s"
+        )
         try:
             if not loop.move_to(self._rest_ticks(loop.guard.arm), REST_MOVE_TIMEOUT_S):
                 self.log.warning("rest pose not reached within %.0f s", REST_MOVE_TIMEOUT_S)
@@ -484,11 +492,12 @@ def _loop_status(loop: TeleopLoop | None, running: bool) -> dict[str, Any]:
     """Loop figures while it runs; the last session's temperatures and voltages after it."""
     idle = {"rate_hz": 0.0, "cycle_p50_ms": 0.0, "cycle_p99_ms": 0.0, "errors": 0}
     if loop is None:
-        return {**idle, "temperatures": {}, "voltages": {}}
+        return {**idle, "leader_glitches": 0, "temperatures": {}, "voltages": {}}
     readings = dict(loop.telemetry)
     stats = loop.stats.snapshot() if running else idle
     return {
         **{k: v for k, v in stats.items() if k != "cycles"},
+        "leader_glitches": loop.tracker.glitches,
         "temperatures": {joint: r.temperature_c for joint, r in readings.items()},
         "voltages": {joint: r.voltage_v for joint, r in readings.items()},
     }

@@ -105,7 +105,7 @@ def format_status(status: dict[str, Any]) -> str:
             arm = pair[role]
             present = "present" if arm["present"] else "absent"
             lines.append(f"  {role:<8} {arm['port']} (id {arm['id']}), {present}")
-        if pair["state"] in ("engaging", "teleop"):
+        if pair["state"] in ("engaging", "teleop", "resting"):
             lines.append(
                 f"  loop     {pair['rate_hz']:.1f} Hz, cycle p50 {pair['cycle_p50_ms']:.2f}"
                 f" ms, p99 {pair['cycle_p99_ms']:.2f} ms, {pair['errors']} bus errors"
