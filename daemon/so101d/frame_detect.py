@@ -55,6 +55,13 @@ class JointFit:
         return self.limits[0] <= low and high <= self.limits[1]
 
     @property
+    def span(self) -> Limits:
+        """Where the joint's values lie: the band, within the limits."""
+        low, high = self.stats.band
+        low, high = max(low, self.limits[0]), min(high, self.limits[1])
+        return (low, high) if low < high else self.limits
+
+    @property
     def overshoot(self) -> float:
         """How far the band leaves the limits, as a fraction of the limits' width."""
         low, high = self.stats.band
@@ -132,7 +139,7 @@ def detect(
             problem = f"converting {likely.frame} to {target} needs --calibration FILE"
         else:
             conversion = {
-                fit.joint: linear_map(fit.joint, likely.frame, target, fit.limits, calibration)
+                fit.joint: linear_map(fit.joint, likely.frame, target, fit.span, calibration)
                 for fit in likely.joints
             }
     return Detection(fits, likely.frame if likely else None, tied, target, conversion, problem)
