@@ -27,6 +27,14 @@ def frames(*args: str) -> list[str]:
     return result.stdout.split()
 
 
+def convert_raw_file(calibration_file: Path, target: str, rows: Path) -> str:
+    """stdout of converting a file of raw rows to ``target``."""
+    calibration = ("--calibration", str(calibration_file))
+    result = so101d("frames", "convert", *calibration, "--from", "raw", "--to", target, str(rows))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_six_values_convert_and_come_back_to_the_same_ticks(calibration_file: Path) -> None:
     calibration = ("--calibration", str(calibration_file))
     there = frames("convert", *calibration, "--from", "raw", "--to", "mujoco_old", *map(str, RAW))
@@ -49,19 +57,8 @@ def test_a_json_file_of_keyed_rows_keeps_its_shape(tmp_path: Path, calibration_f
     rows = [dict(zip(JOINTS, RAW, strict=True)), {"gripper": 1899}]
     path = tmp_path / "rows.json"
     path.write_text(json.dumps(rows))
-    result = so101d(
-        "frames",
-        "convert",
-        "--calibration",
-        str(calibration_file),
-        "--from",
-        "raw",
-        "--to",
-        "lerobot",
-        str(path),
-    )
-    assert result.returncode == 0, result.stderr
-    converted = json.loads(result.stdout)
+    out = convert_raw_file(calibration_file, "lerobot", path)
+    converted = json.loads(out)
     assert converted[0] == pytest.approx(convert(rows[0], Frame.RAW, Frame.LEROBOT, CALIBRATION))
     assert converted[1] == {"gripper": 0.0}
 
@@ -69,19 +66,8 @@ def test_a_json_file_of_keyed_rows_keeps_its_shape(tmp_path: Path, calibration_f
 def test_a_csv_file_keeps_its_header(tmp_path: Path, calibration_file: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text(",".join(JOINTS) + "\n" + ",".join(map(str, RAW)) + "\n")
-    result = so101d(
-        "frames",
-        "convert",
-        "--calibration",
-        str(calibration_file),
-        "--from",
-        "raw",
-        "--to",
-        "encoder",
-        str(path),
-    )
-    assert result.returncode == 0, result.stderr
-    header, row = result.stdout.splitlines()
+    out = convert_raw_file(calibration_file, "encoder", path)
+    header, row = out.splitlines()
     assert header == ",".join(JOINTS)
     expected = convert(dict(zip(JOINTS, RAW, strict=True)), Frame.RAW, Frame.ENCODER, CALIBRATION)
     assert row == ",".join(str(expected[j]) for j in JOINTS)
