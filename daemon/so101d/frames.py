@@ -10,14 +10,14 @@ by its conversion to a parent frame, per joint; the frames form a tree rooted at
 
 A conversion goes up from the source to the frames' common ancestor and down to the target,
 so it needs a calibration only when it crosses an edge that does (``encoder``, ``lerobot``,
-``lerobot_range``): LeRobot degrees, both MuJoCo models and LeRobot's pre-2025 degrees convert
+``lerobot_range``): LeRobot degrees, both MuJoCo models and LeRobot's pre-#777 degrees convert
 among themselves without one.
 
 ``raw`` and ``encoder`` hold whole ticks. A value reaching them becomes the tick LeRobot's
 ``int()`` gives (truncation toward zero, as its ``_unnormalize``), except that a value within
 ``SNAP_TICKS`` of a whole tick is that tick: float error would otherwise lose a tick on a round
-trip (LeRobot's own ``_unnormalize(_normalize(t))`` returns ``t - 1`` for ~4 % of the ticks in
-its range modes). Round trips through any frame therefore return the same ticks.
+trip (LeRobot's own ``_unnormalize(_normalize(t))`` returns ``t - 1`` for 3 to 5 % of the ticks
+in its range modes). Round trips through any frame therefore return the same ticks.
 """
 
 from __future__ import annotations
