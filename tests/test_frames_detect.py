@@ -11,11 +11,12 @@ import pytest
 
 from so101d.calibration.files import read_calibration
 from so101d.calibration.model import JOINTS, ArmCalibration
-from so101d.frame_detect import JointStats, Linear, StatsError, detect, read_stats
+from so101d.frame_detect import JointStats, Linear, StatsError, detect, linear_map, read_stats
 from so101d.frames import Frame, convert
 from so101d.sim.arm import VirtualArm
 from so101d.sim.calibration_files import calibrate_like_lerobot
 from tests.commands import so101d
+from tests.test_calibration_healthy import arm
 
 SESSION_SECONDS = 60.0  # the hand's slowest wave component is 0.05 Hz
 SAMPLE_PERIOD = 0.1
@@ -194,3 +195,11 @@ def test_stats_no_frame_can_hold_say_so(tmp_path: Path) -> None:
         result.stdout
     )
     assert "To lerobot" not in result.stdout
+
+
+def test_a_conversion_across_the_encoders_seam_is_not_called_linear() -> None:
+    calibration = arm({joint: (0, 4095) for joint in JOINTS}, (740, 0, 0, 0, 0, 0))
+    assert linear_map("shoulder_pan", Frame.ENCODER, Frame.RAW, (800.0, 4000.0), calibration) == (
+        Linear(1.0, -740.0)
+    )
+    assert linear_map("shoulder_pan", Frame.ENCODER, Frame.RAW, (0.0, 4095.0), calibration) is None

@@ -126,23 +126,20 @@ def detect(
 ) -> Detection:
     fits = tuple(_fit(frame, stats, calibration) for frame in Frame)
     ranked = _ranked(fits)
-    likely = ranked[0] if ranked else None
+    if not ranked:
+        return Detection(fits, None, (), target, None, None)
+    likely = ranked[0]
     tied = tuple(
-        fit.frame
-        for fit in ranked[1:]
-        if likely is not None and fit.fits and abs(fit.tightness - likely.tightness) < _TIE
+        fit.frame for fit in ranked[1:] if fit.fits and abs(fit.tightness - likely.tightness) < _TIE
     )
-    conversion: dict[str, Linear | None] | None = None
-    problem = None
-    if likely is not None:
-        if needs_calibration(likely.frame, target) and calibration is None:
-            problem = f"converting {likely.frame} to {target} needs --calibration FILE"
-        else:
-            conversion = {
-                fit.joint: linear_map(fit.joint, likely.frame, target, fit.span, calibration)
-                for fit in likely.joints
-            }
-    return Detection(fits, likely.frame if likely else None, tied, target, conversion, problem)
+    if needs_calibration(likely.frame, target) and calibration is None:
+        problem = f"converting {likely.frame} to {target} needs --calibration FILE"
+        return Detection(fits, likely.frame, tied, target, None, problem)
+    conversion = {
+        fit.joint: linear_map(fit.joint, likely.frame, target, fit.span, calibration)
+        for fit in likely.joints
+    }
+    return Detection(fits, likely.frame, tied, target, conversion, None)
 
 
 def linear_map(
@@ -153,13 +150,13 @@ def linear_map(
     calibration: ArmCalibration | None = None,
 ) -> Linear | None:
     """The linear map from ``source`` to ``target`` over ``around`` (source values), or None
-    where the conversion is not linear there."""
+    where the conversion is not linear there (it crosses the encoder's seam)."""
 
     def to_target(value: float) -> float:
         return convert_joint(joint, value, source, target, calibration, whole_ticks=False)
 
-    width = around[1] - around[0]
-    low, middle, high = (around[0] + width * share for share in (0.25, 0.5, 0.75))
+    low, high = around
+    middle = (low + high) / 2
     scale = (to_target(high) - to_target(low)) / (high - low)
     offset = to_target(low) - scale * low
     expected = scale * middle + offset

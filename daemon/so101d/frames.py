@@ -130,7 +130,7 @@ FRAMES: Mapping[Frame, FrameInfo] = {
         Frame.RAW,
     ),
     Frame.LEROBOT_LEGACY: FrameInfo(
-        "degrees -180..180",
+        "degrees -180..180; gripper as lerobot's (LeRobot's conversion keeps it)",
         "arm extended horizontally (LeRobot before PR #777, June 2025)",
         Frame.LEROBOT,
     ),
