@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from so101d.frame_detect import (
 from so101d.frames import FRAMES, Frame, FrameError, convert
 
 Row = dict[str, float]
+Writer = Callable[[list[Row]], str]  # converted rows as the output's text
 _SHOWN_JOINTS = 3  # joints listed per frame that does not fit
 
 
@@ -159,7 +160,7 @@ def _number(value: object, where: str) -> float:
     raise FrameError(f"{where}: {value!r} is not a number")
 
 
-def _read_rows(path: Path) -> tuple[list[Row], Any]:
+def _read_rows(path: Path) -> tuple[list[Row], Writer]:
     """The rows of a JSON or CSV file, and a function writing converted rows in its shape."""
     try:
         text = path.read_text()
@@ -170,7 +171,7 @@ def _read_rows(path: Path) -> tuple[list[Row], Any]:
     return _csv_rows(path, text)
 
 
-def _json_rows(path: Path, text: str) -> tuple[list[Row], Any]:
+def _json_rows(path: Path, text: str) -> tuple[list[Row], Writer]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -197,7 +198,7 @@ def _listed_row(row: object, where: str) -> Row:
     return {joint: _number(v, f"{where} {joint}") for joint, v in zip(JOINTS, row, strict=True)}
 
 
-def _csv_rows(path: Path, text: str) -> tuple[list[Row], Any]:
+def _csv_rows(path: Path, text: str) -> tuple[list[Row], Writer]:
     lines = [line for line in csv.reader(io.StringIO(text)) if line]
     header = bool(lines) and [cell.strip() for cell in lines[0]] == list(JOINTS)
     body = lines[1:] if header else lines
