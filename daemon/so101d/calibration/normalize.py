@@ -29,7 +29,7 @@ def joint_norm_modes(use_degrees: bool) -> dict[str, NormMode]:
     return {joint: NormMode.RANGE_0_100 if joint == GRIPPER else body for joint in JOINTS}
 
 
-def normalize(raw: int, calibration: MotorCalibration, mode: NormMode) -> float:
+def normalize(raw: float, calibration: MotorCalibration, mode: NormMode) -> float:
     """A position read from the servo (ticks) as LeRobot reports it."""
     low, high = _range(calibration)
     if mode is NormMode.DEGREES:
@@ -45,17 +45,22 @@ def normalize(raw: int, calibration: MotorCalibration, mode: NormMode) -> float:
 
 def unnormalize(value: float, calibration: MotorCalibration, mode: NormMode) -> int:
     """A LeRobot goal position as the ticks to send. DEGREES results may leave 0..4095."""
+    return int(goal_position(value, calibration, mode))
+
+
+def goal_position(value: float, calibration: MotorCalibration, mode: NormMode) -> float:
+    """The position ``unnormalize`` truncates: LeRobot's arithmetic before its ``int()``."""
     low, high = _range(calibration)
     if mode is NormMode.DEGREES:
         mid = (low + high) / 2
-        return int((value * MAX_POSITION / 360) + mid)
+        return (value * MAX_POSITION / 360) + mid
     if mode is NormMode.RANGE_M100_100:
         value = -value if calibration.drive_mode else value
         bounded = min(100.0, max(-100.0, value))
-        return int(((bounded + 100) / 200) * (high - low) + low)
+        return ((bounded + 100) / 200) * (high - low) + low
     value = 100 - value if calibration.drive_mode else value
     bounded = min(100.0, max(0.0, value))
-    return int((bounded / 100) * (high - low) + low)
+    return (bounded / 100) * (high - low) + low
 
 
 def _range(calibration: MotorCalibration) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from so101d import __version__
 from so101d.cli import (
     config,
     demo,
+    frames,
     import_calibration,
     install,
     precheck,
@@ -24,7 +25,18 @@ from so101d.cli import (
     validate,
 )
 
-COMMANDS = (run, status, precheck, validate, import_calibration, config, install, sim, demo)
+COMMANDS = (
+    run,
+    status,
+    precheck,
+    validate,
+    import_calibration,
+    config,
+    install,
+    sim,
+    demo,
+    frames,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
