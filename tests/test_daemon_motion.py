@@ -4,15 +4,22 @@ holding never dropped, servo resets, motors that vanish and rejoin, a full contr
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
+from so101d.calibration.files import read_calibration
+from so101d.calibration.locate import calibration_path
+from so101d.calibration.model import DEFAULT_MOTOR_MAP as MOTORS
+from so101d.calibration.model import Role
+from so101d.frames import Frame, convert
 from so101d.sim import Fault
 from tests.commands import so101d
 from tests.daemon_harness import Daemon, PairSetup, StartDaemon, torque_enabled
-from tests.test_daemon import assert_clean_log, in_teleop, one_cycle_ticks
+from tests.test_daemon import assert_clean_log, in_teleop, one_cycle_ticks, settle_on_leader
 from tests.waiting import wait_for
 from tests.wire_tap import RegisterTap
 
@@ -159,3 +166,22 @@ def test_64_idle_clients_do_not_block_estop(pair: PairSetup, start_daemon: Start
             idle.connect(str(daemon.socket_path))
         estop_reaches_every_servo(daemon, pair)
     assert daemon.log.count("refused") <= 1
+
+
+def test_status_publishes_joint_positions_in_a_chosen_frame(
+    work: Path, pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    settle_on_leader(pair)
+    follower_file = calibration_path(work / "calibration", Role.FOLLOWER, "main_follower")
+    calibration = read_calibration(follower_file)
+
+    def published_equals_converted() -> bool:
+        raw = {j: pair.follower.servo(m).get("Present_Position") for j, m in MOTORS.items()}
+        result = so101d("status", "--json", "--frame", "mujoco", "--config", str(daemon.config))
+        published = json.loads(result.stdout)["pairs"]["main"]["positions"]["follower"]
+        return published == convert(raw, Frame.RAW, Frame.MUJOCO, calibration)
+
+    wait_for(published_equals_converted, timeout=10)
+    shown = so101d("status", "--frame", "lerobot", "--config", str(daemon.config)).stdout
+    assert "follower" in shown and "(lerobot)" in shown

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from so101d.calibration.model import ArmCalibration, Role
 from so101d.feetech import FeetechBus, ServoError, ServoFault, register
 
-# Present_Load .. Status: load (2), voltage (1), temperature (1), one reserved byte, status (1)
-_TELEMETRY_START = register("Present_Load").address
+# Present_Position .. Status: position (2), speed (2), load (2), voltage (1), temperature (1),
+# one reserved byte, status (1): one motor's whole state in one read.
+_POSITION = register("Present_Position")
+_LOAD = register("Present_Load")
+_TELEMETRY_START = _POSITION.address
 _TELEMETRY_SIZE = register("Status").end - _TELEMETRY_START
+_AT = {
+    name: register(name).address - _TELEMETRY_START
+    for name in ("Present_Load", "Present_Voltage", "Present_Temperature", "Status")
+}
 _LOAD_FULL_SCALE = 1000  # Present_Load is in 0.1 % of the maximum torque
 
 
@@ -24,6 +31,7 @@ class Telemetry:
     """One motor's health, read in a single transaction."""
 
     joint: str
+    position: int
     load_percent: float
     voltage_v: float
     temperature_c: int
@@ -99,13 +107,14 @@ class Arm:
             faults = ServoFault(0)
         except ServoError as exc:
             data, faults = exc.payloads[motor], exc.faults[motor]
-        load = register("Present_Load").decode(data[0:2])
+        load = _LOAD.decode(data[_AT["Present_Load"] : _AT["Present_Load"] + 2])
         return Telemetry(
             joint=joint,
+            position=_POSITION.decode(data[0:2]),
             load_percent=abs(load) * 100 / _LOAD_FULL_SCALE,
-            voltage_v=data[2] / 10,
-            temperature_c=data[3],
-            faults=faults | ServoFault(data[5] & 0x7F),
+            voltage_v=data[_AT["Present_Voltage"]] / 10,
+            temperature_c=data[_AT["Present_Temperature"]],
+            faults=faults | ServoFault(data[_AT["Status"]] & 0x7F),
         )
 
     def _by_joint(self, values: Mapping[int, int]) -> dict[str, int]:

@@ -1,12 +1,13 @@
 """The follower's health during a session: every motor accounted for, torque still on,
 following error bounded, and telemetry limits (heat, supply, overload, error bits).
 
-Telemetry is read one motor per cycle, round-robin; a motor that misses its read is asked
-again on the following cycles, and ``MISSES_BEFORE_FAULT`` misses in a row end the session
-naming it, so a motor that stops answering is noticed within ten cycles (0.1 s at 100 Hz),
-while one late reply on a busy bus is not taken for a missing motor. About once a second the torque
-state and positions of all motors are read back: a servo that reset (brown-out) reads
-torque off while the loop still runs, and a joint far from its goal is blocked.
+Telemetry (position, load, supply, temperature, error bits) is read one motor per cycle,
+round-robin. A motor that misses its read is asked again on the following cycles, and
+``MISSES_BEFORE_FAULT`` misses in a row end the session naming it: a motor that stops
+answering is noticed within ten cycles (0.1 s at 100 Hz), while one late reply on a busy
+bus is not taken for a missing motor. A joint that stays far from its goal is blocked.
+About once a second the torque state of all motors is read back: a servo that reset (a
+brown-out) reads torque off while the loop still runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 MISSES_BEFORE_FAULT = 4
 TORQUE_CHECK_S = 1.0
 MAX_FOLLOWING_ERROR_DEG = 30.0
-_FOLLOWING_CHECKS_BEFORE_FAULT = 2
+FOLLOWING_ERROR_TIME_S = 0.5
 
 
 class FollowerHealth:
@@ -41,7 +42,12 @@ class FollowerHealth:
         self._missed: str | None = None
         self._misses = 0
         self._next_check = clock() + TORQUE_CHECK_S
-        self._far: dict[str, int] = {}
+        self._far_since: dict[str, float] = {}
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """The follower's present positions, each from its joint's latest telemetry."""
+        return {joint: reading.position for joint, reading in self.telemetry.items()}
 
     def sample(self) -> None:
         """One motor's telemetry, and the whole arm's torque and positions when due."""
@@ -57,9 +63,10 @@ class FollowerHealth:
         self._index += 1
         self.telemetry[joint] = reading
         self.safety.check(reading)
+        self._check_following(reading)
         if self.clock() >= self._next_check:
             self._next_check = self.clock() + TORQUE_CHECK_S
-            self._check_torque_and_following()
+            self._check_torque()
 
     def _miss(self, joint: str, exc: BusError) -> None:
         self._missed = joint
@@ -71,10 +78,9 @@ class FollowerHealth:
                 f"others"
             )
 
-    def _check_torque_and_following(self) -> None:
+    def _check_torque(self) -> None:
         try:
             limp = self.guard.limp_joints()
-            present = self.arm.sync_read("Present_Position")
         except PortGone as exc:
             raise PairFault(f"follower board disconnected ({exc.port})") from exc
         except BusError:
@@ -84,22 +90,24 @@ class FollowerHealth:
                 f"follower {', '.join(limp)} lost torque while mirroring (servo reset by a "
                 f"brown-out?); check the follower's power supply"
             )
-        self._check_following(present)
 
-    def _check_following(self, present: dict[str, int]) -> None:
-        bound = degrees_to_ticks(MAX_FOLLOWING_ERROR_DEG)
-        for joint, goal in self.guard.commanded.items():
-            if joint == GRIPPER or joint not in present:
-                continue  # a gripper closed on an object stops short of its goal: a grasp
-            error = abs(present[joint] - goal)
-            self._far[joint] = self._far.get(joint, 0) + 1 if error > bound else 0
-            if self._far[joint] >= _FOLLOWING_CHECKS_BEFORE_FAULT:
-                raise SafetyFault(
-                    f"follower {joint} stays {error / degrees_to_ticks(1):.0f}° from its goal "
-                    f"(limit {MAX_FOLLOWING_ERROR_DEG:g}°): is it blocked? Free it, then run "
-                    f"`so101d resume`",
-                    Latch.OPERATOR,
-                )
+    def _check_following(self, reading: Telemetry) -> None:
+        joint = reading.joint
+        goal = self.guard.commanded.get(joint)
+        if goal is None or joint == GRIPPER:
+            return  # a gripper closed on an object stops short of its goal: a grasp
+        error_deg = abs(reading.position - goal) / degrees_to_ticks(1)
+        if error_deg <= MAX_FOLLOWING_ERROR_DEG:
+            self._far_since.pop(joint, None)
+            return
+        since = self._far_since.setdefault(joint, self.clock())
+        if self.clock() - since >= FOLLOWING_ERROR_TIME_S:
+            raise SafetyFault(
+                f"follower {joint} stays {error_deg:.0f}° from its goal for "
+                f"{self.clock() - since:.1f} s (limit {MAX_FOLLOWING_ERROR_DEG:g}°): is it "
+                f"blocked? Free it, then run `so101d resume`",
+                Latch.OPERATOR,
+            )
 
 
 class Safety:

@@ -34,6 +34,7 @@ from so101d.checking import (
 from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault, SafetyFault
 from so101d.feetech import BusError, PortBusy, PortGone
+from so101d.frames import Frame, convert
 from so101d.motion import (
     ArmGuard,
     MotionGate,
@@ -149,7 +150,8 @@ class PairRunner(threading.Thread):
 
     # -- status ----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, frame: Frame = Frame.RAW) -> dict[str, Any]:
+        """The pair's state for ``status``; joint positions in ``frame``."""
         with self._lock:
             status: dict[str, Any] = {
                 "state": str(self.state),
@@ -172,6 +174,8 @@ class PairRunner(threading.Thread):
             }
             loop, running = self._loop, self.state in _LOOP_STATES
         status.update(_loop_status(loop, running))
+        status["positions"] = _positions(loop, frame) if running and loop else {}
+        status["frame"] = str(frame)
         return status
 
     def status_line(self) -> str:
@@ -501,6 +505,15 @@ def _loop_status(loop: TeleopLoop | None, running: bool) -> dict[str, Any]:
         "temperatures": {joint: r.temperature_c for joint, r in readings.items()},
         "voltages": {joint: r.voltage_v for joint, r in readings.items()},
     }
+
+
+def _positions(loop: TeleopLoop, frame: Frame) -> dict[str, dict[str, float]]:
+    """The latest leader reading and follower telemetry positions, converted to ``frame``."""
+    arms = (
+        ("leader", loop.leader_positions, loop.leader.calibration),
+        ("follower", loop.health.positions, loop.guard.arm.calibration),
+    )
+    return {role: convert(raw, Frame.RAW, frame, cal) for role, raw, cal in arms}
 
 
 def _stats_text(loop: TeleopLoop | None) -> str:

@@ -20,6 +20,7 @@ from so101d import __version__
 from so101d.api import ApiError, ApiServer
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
+from so101d.frames import Frame
 from so101d.pair import REST_MOVE_TIMEOUT_S, PairRunner
 from so101d.service import Notifier, watchdog_interval
 
@@ -142,12 +143,13 @@ class Supervisor:
     # -- control socket handlers (quick: they copy snapshots or set flags) -----------------
 
     def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        frame = _frame(str(params.get("frame", "raw")))
         return {
             "version": __version__,
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "config": str(self.config.path),
-            "pairs": {name: runner.snapshot() for name, runner in self.runners.items()},
+            "pairs": {name: runner.snapshot(frame) for name, runner in self.runners.items()},
         }
 
     def _pause(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +183,14 @@ class Supervisor:
         if name not in self.runners:
             raise ApiError(f"no pair named {name!r}; pairs: {', '.join(self.runners)}")
         return [self.runners[name]]
+
+
+def _frame(name: str) -> Frame:
+    try:
+        return Frame(name)
+    except ValueError:
+        known = ", ".join(frame.value for frame in Frame)
+        raise ApiError(f"unknown frame {name!r}; frames: {known}") from None
 
 
 @contextmanager

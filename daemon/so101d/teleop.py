@@ -127,6 +127,7 @@ class TeleopLoop:
         self.keep_going, self.on_cycle = keep_going, on_cycle
         self.stats = CycleStats()
         self._leader_silence = SilenceCounter("leader", config.rate_hz)
+        self.leader_positions: dict[str, int] = {}  # the latest reading, raw
         self._logged_glitches = 0
         self._next_glitch_log = 0.0
 
@@ -212,6 +213,7 @@ class TeleopLoop:
         target = None
         reading = self._read_leader(ticker)
         if reading is not None:
+            self.leader_positions = reading[0]
             target = self.mapping.targets(self.tracker.update(*reading))
             self.guard.command(target, speeds(target) if speeds else None)
             self._log_glitches()

@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from so101d.api import ApiClient, ApiError, DaemonNotRunning
 from so101d.cli.config import add_config_option
 from so101d.config import ConfigError, load_config
+from so101d.frames import Frame
 
 DEFAULT_SOCKET = Path("/run/so101d/api.sock")
 EXIT_NOT_RUNNING = 3  # as `systemctl status` for a stopped unit
@@ -22,6 +23,12 @@ Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def register(subparsers: Parsers) -> None:
     status = _add(subparsers, "status", "show each pair's state, rates, temperatures and faults")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON reply")
+    status.add_argument(
+        "--frame",
+        choices=[frame.value for frame in Frame],
+        default=Frame.RAW.value,
+        help="joint positions in this coordinate frame (see `so101d frames list`; default raw)",
+    )
     status.set_defaults(handler=show_status)
     for name, help_text in (
         ("pause", "stop teleop on a pair (stop policy applies)"),
@@ -63,7 +70,7 @@ def ask_daemon(args: argparse.Namespace, method: str, **params: Any) -> tuple[in
 
 
 def show_status(args: argparse.Namespace) -> int:
-    code, status = ask_daemon(args, "status")
+    code, status = ask_daemon(args, "status", frame=args.frame)
     if code == 0:
         print(json.dumps(status, indent=2) if args.json else format_status(status))
     return code
@@ -111,6 +118,9 @@ def format_status(status: dict[str, Any]) -> str:
                 f" ms, p99 {pair['cycle_p99_ms']:.2f} ms, {pair['errors']} bus errors"
             )
         lines.append(f"  restarts {pair['restarts']}")
+        for role, pose in pair.get("positions", {}).items():
+            shown = "  ".join(f"{joint} {value:.4g}" for joint, value in pose.items())
+            lines.append(f"  {role:<8} {shown} ({pair['frame']})")
         if pair["temperatures"]:
             temps = pair["temperatures"].values()
             volts = sorted(pair["voltages"].values())
