@@ -430,6 +430,40 @@ def test_status_pause_resume_estop_from_the_cli(pair: PairSetup, start_daemon: S
     assert "emergency" in daemon.pair()["reason"]
 
 
+def test_a_broken_config_is_named_with_the_socket_and_never_swapped_for_another(
+    work: Path, pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop")
+    socket = str(daemon.socket_path)
+    broken = work / "broken.toml"
+    broken.write_text(daemon.config.read_text().replace("stats_interval_s", "stats_intervall_s"))
+
+    resumed = so101d("resume", "--config", str(broken))  # could start motion: refused
+    assert resumed.returncode == 1
+    assert f"{broken}: stats_intervall_s = 1.0: unknown key" in resumed.stderr
+    assert f"so101d resume --socket {socket}" in resumed.stderr
+
+    stopped = so101d("estop", "--config", str(broken))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stats_intervall_s = 1.0: unknown key" in stopped.stderr
+    assert f"the config's control socket is {socket}: trying it anyway" in stopped.stderr
+    daemon.wait_state("paused")
+    wait_for(lambda: torque_enabled(pair.follower) == [0] * 6)
+
+    garbled = work / "garbled.toml"
+    garbled.write_text(f'socket = "{socket}"\n[pair.main\n')
+    guessed = so101d("estop", "--config", str(garbled))
+    assert guessed.returncode == 3
+    assert f"{garbled}: line 2: invalid TOML" in guessed.stderr
+    assert "control socket cannot be read; the default is /run/so101d/api.sock" in guessed.stderr
+    assert "not running (no control socket at /run/so101d/api.sock)" in guessed.stderr
+
+    direct = so101d("resume", "--config", str(garbled), "--socket", socket)
+    assert direct.returncode == 0, direct.stderr
+    daemon.wait_state("teleop")
+
+
 def test_status_says_clearly_when_the_daemon_is_not_running(work: Path) -> None:
     result = so101d("status", "--socket", str(work / "nothing.sock"))
     assert result.returncode == 3

@@ -30,6 +30,7 @@ else:
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_SOCKET_PATH",
     "JOINTS",
     "ArmConfig",
     "Config",
@@ -37,9 +38,11 @@ __all__ = [
     "PairConfig",
     "load_config",
     "parse_config",
+    "socket_despite_errors",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/so101d/config.toml")
+DEFAULT_SOCKET_PATH = Path("/run/so101d/api.sock")
 TEMPLATE = "deploy/config.example.toml"
 STOP_POLICIES = ("release", "hold", "rest")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -183,13 +186,25 @@ def parse_config(text: str, path: Path) -> Config:
     return _read_config(_Table(document, "", path))
 
 
+def socket_despite_errors(path: str | Path) -> Path | None:
+    """The control socket the file at ``path`` sets (the default when it sets none), read on
+    its own so that a mistake elsewhere in the file does not hide it; None when the file is
+    not readable TOML or its ``socket`` is not a usable string."""
+    path = Path(path)
+    try:
+        top = _Table(tomllib.loads(path.read_text(encoding="utf-8")), "", path)
+        return _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), path.parent)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError):
+        return None
+
+
 # -- the schema ----------------------------------------------------------------------------
 
 
 def _read_config(top: _Table) -> Config:
     base = top.path.parent
     calibration_dir = _resolve(top.text("calibration_dir", "/var/lib/so101d/calibration"), base)
-    socket = _resolve(top.text("socket", "/run/so101d/api.sock"), base)
+    socket = _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), base)
     stats_interval_s = top.number("stats_interval_s", 5.0, _STATS_INTERVAL)
     log_level = top.choice("log_level", "info", LOG_LEVELS)
     if not top.has("pair"):
