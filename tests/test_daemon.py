@@ -25,6 +25,7 @@ from tests.daemon_harness import (
     short_tmpdir,
     torque_enabled,
 )
+from tests.port_access import OPENERS, busy, open_elsewhere
 from tests.waiting import wait_for
 
 MOVING_TOLERANCE_DEG = 8.0  # follower behind a waving leader: loop period plus servo lag
@@ -428,6 +429,24 @@ def test_status_pause_resume_estop_from_the_cli(pair: PairSetup, start_daemon: S
     daemon.wait_state("paused")
     wait_for(lambda: torque_enabled(pair.follower) == [0] * 6)
     assert "emergency" in daemon.pair()["reason"]
+
+
+def test_other_programs_find_the_ports_busy_until_the_pair_is_paused(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    for how in OPENERS:  # with or without flock, as LeRobot, a terminal or so101d opens it
+        outcome = open_elsewhere(str(pair.follower.link), how)
+        assert busy(outcome, how), f"{how}: {outcome}"
+    assert daemon.pair()["state"] == "teleop"
+    socket = ["--socket", str(daemon.socket_path)]
+    assert so101d("pause", "main", *socket).returncode == 0
+    daemon.wait_state("paused")  # the README's way to borrow the ports
+    for link in (pair.leader.link, pair.follower.link):
+        assert open_elsewhere(str(link), "pyserial") == "opened"
+    assert so101d("resume", "main", *socket).returncode == 0
+    daemon.wait_state("teleop")
+    assert_clean_log(daemon)
 
 
 def test_a_broken_config_is_named_with_the_socket_and_never_swapped_for_another(

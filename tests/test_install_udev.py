@@ -84,11 +84,21 @@ def test_flags_name_the_boards_by_serial_and_the_rules_match_them() -> None:
     text = rules_for(devices, assigned)
     assert rule_lines(text) == [
         'ENV{ID_VENDOR_ID}=="1a86", ENV{ID_MODEL_ID}=="55d3", ENV{ID_SERIAL_SHORT}=="5A46083062", '
-        'SYMLINK+="so101_leader", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="dialout", MODE="0660"',
+        'SYMLINK+="so101_leader", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="so101d", MODE="0660"',
         'ENV{ID_VENDOR_ID}=="1a86", ENV{ID_MODEL_ID}=="55d3", ENV{ID_SERIAL_SHORT}=="5A46083071", '
-        'SYMLINK+="so101_follower", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="dialout", MODE="0660"',
+        'SYMLINK+="so101_follower", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="so101d", MODE="0660"',
     ]
     assert lint_rules(text) == []
+
+
+def test_the_rules_give_the_boards_to_the_named_group_only() -> None:
+    rules = [rule_for("so101_leader", LEADER, [LEADER]).rule]
+    text = render_rules(read_template(RULES_TEMPLATE), rules, "lab")
+    (line,) = rule_lines(text)
+    assert line.endswith('GROUP="lab", MODE="0660"')
+    assert "dialout" not in text
+    with pytest.raises(ValueError, match="invalid group name"):
+        render_rules(read_template(RULES_TEMPLATE), rules, 'x", RUN+="/bin/sh')
 
 
 def test_flags_also_take_a_device_path() -> None:
@@ -336,8 +346,11 @@ def test_root_writes_the_rules_named_by_voltage(
 ) -> None:
     devices = devices_file(tmp_path, arms)
     args = ("install-udev", "--devices-from", devices, "--root", str(tmp_path), "--yes")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/group").write_text("dialout:x:20:pi\nso101d:x:999:pi\n")
     result = so101d(*args, "--pair", "left")
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
     assert "12.0 V: follower" in result.stdout
     assert 'leader.port = "/dev/so101_left_leader"' in result.stdout
     text = (tmp_path / "etc/udev/rules.d/70-so101d-left.rules").read_text()
@@ -345,8 +358,21 @@ def test_root_writes_the_rules_named_by_voltage(
     leader, follower = rule_lines(text)
     assert f'"{LEADER.serial}", SYMLINK+="so101_left_leader"' in leader
     assert f'"{FOLLOWER.serial}", SYMLINK+="so101_left_follower"' in follower
+    assert leader.endswith('GROUP="so101d", MODE="0660"')
+    assert follower.endswith('GROUP="so101d", MODE="0660"')
     again = so101d(*args, "--pair", "left")
     assert "already holds these rules" in again.stdout
+
+
+def test_a_group_that_does_not_exist_is_warned_about(tmp_path: Path) -> None:
+    devices = devices_file(tmp_path, [LEADER, FOLLOWER])
+    result = so101d(
+        "install-udev", "--devices-from", devices, "--root", str(tmp_path), "--yes",
+        "--leader", "5A46083062", "--follower", "5A46083071", "--group", "arms",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: the group 'arms' does not exist here" in result.stderr
+    assert 'GROUP="arms"' in (tmp_path / "etc/udev/rules.d/70-so101d.rules").read_text()
 
 
 def test_without_yes_and_without_a_terminal_nothing_is_written(tmp_path: Path) -> None:

@@ -294,6 +294,22 @@ def system_notices(root: Path, devices: Iterable[UsbSerialDevice]) -> list[str]:
     return notices
 
 
+def group_notice(root: Path, group: str) -> str | None:
+    """A warning when ``group``, which the rules give the boards to, does not exist under
+    ``root``: udev would then leave the nodes to its defaults (``root:dialout``)."""
+    try:
+        lines = (root / "etc/group").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if any(line.split(":", 1)[0] == group for line in lines):
+        return None
+    return (
+        f"warning: the group {group!r} does not exist here, so udev leaves the boards "
+        f"root:dialout until it does (deploy/install.sh creates it: sudo groupadd --system "
+        f"{group}), or pass --group"
+    )
+
+
 def _active_brltty_rules(root: Path) -> list[str]:
     """brltty's udev rule files that are not masked by a /dev/null link in /etc."""
     found = sorted(

@@ -20,6 +20,7 @@ from so101d.boards import (
     assign_by_unplug,
     assign_by_voltage,
     devices_from_json,
+    group_notice,
     link_names,
     measure_voltages,
     render_table,
@@ -80,6 +81,12 @@ def _register_udev(subparsers: Subparsers) -> None:
         metavar="NAME",
         help="for several pairs: name the links so101_NAME_leader/so101_NAME_follower, "
         "in their own rules file; identify one pair per run",
+    )
+    parser.add_argument(
+        "--group",
+        default=DEFAULT_USER,
+        help=f"the group that owns the boards' device nodes: the service's own group "
+        f"(default: {DEFAULT_USER}), never dialout, whose members could drive the arms",
     )
     parser.add_argument("--list", action="store_true", help="only show the boards")
     parser.add_argument("--yes", "-y", action="store_true", help="write without asking")
@@ -176,12 +183,19 @@ def _ask(prompt: str) -> str:
 
 
 def _write_rules(args: argparse.Namespace, board_rules: Sequence[BoardRule]) -> int:
-    text = render_rules(read_template(RULES_TEMPLATE), [b.rule for b in board_rules])
+    try:
+        text = render_rules(
+            read_template(RULES_TEMPLATE), [b.rule for b in board_rules], args.group
+        )
+    except ValueError as exc:
+        return _fail("install-udev", str(exc))
     if problems := lint_rules(text):
         return _fail("install-udev", "generated rules fail the lint:\n" + "\n".join(problems))
     for board in board_rules:
         if board.note:
             print(f"warning: {board.note}", file=sys.stderr)
+    if notice := group_notice(args.root or Path("/"), args.group):
+        print(notice, file=sys.stderr)
     if args.dry_run:
         print(text, end="")
         return 0
