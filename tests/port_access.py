@@ -1,4 +1,5 @@
-"""Opening a serial port from another process, the ways other programs open one.
+"""Other programs and serial ports: opening one from another process, the ways other
+programs do, and watching who opens one.
 
 Root passes ``TIOCEXCL``, so as root the other process runs without CAP_SYS_ADMIN
 (``setpriv``), as an ordinary user (the Pi's ``pi``, a notebook's LeRobot) would.
@@ -6,7 +7,9 @@ Root passes ``TIOCEXCL``, so as root the other process runs without CAP_SYS_ADMI
 
 from __future__ import annotations
 
+import ctypes
 import os
+import struct
 import subprocess
 import sys
 
@@ -47,3 +50,39 @@ def busy(outcome: str, how: str) -> bool:
     if how == "so101d":
         return outcome.startswith("PortBusy: ") and "another process holds this port" in outcome
     return "[Errno 16]" in outcome and "Device or resource busy" in outcome
+
+
+class OpenWatch:
+    """Counts every open of a device node, by any process (inotify ``IN_OPEN``)."""
+
+    _IN_OPEN = 0x00000020
+    _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len: then len bytes of name
+
+    def __init__(self, path: str) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if (
+            self._fd < 0
+            or self._libc.inotify_add_watch(
+                self._fd, os.fsencode(os.path.realpath(path)), self._IN_OPEN
+            )
+            < 0
+        ):
+            raise OSError(ctypes.get_errno(), f"cannot watch {path}")
+        self.count = 0
+
+    def opens(self) -> int:
+        """Opens seen so far."""
+        while True:
+            try:
+                data = os.read(self._fd, 4096)
+            except BlockingIOError:
+                return self.count
+            offset = 0
+            while offset < len(data):
+                *_, length = self._EVENT.unpack_from(data, offset)
+                offset += self._EVENT.size + length
+                self.count += 1
+
+    def close(self) -> None:
+        os.close(self._fd)

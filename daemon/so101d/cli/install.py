@@ -19,10 +19,12 @@ from so101d.boards import (
     assign_by_keys,
     assign_by_unplug,
     assign_by_voltage,
+    board_name,
     devices_from_json,
     group_notice,
     link_names,
     measure_voltages,
+    plan_probes,
     render_table,
     rule_for,
     system_notices,
@@ -66,7 +68,8 @@ def _register_udev(subparsers: Subparsers) -> None:
         "follower's, and write udev rules that name them /dev/so101_leader and "
         "/dev/so101_follower (or /dev/so101_<PAIR>_leader... with --pair). Decides by "
         "--leader/--follower; else by the servos' supply voltage (leader ~5 V, follower "
-        "~7.4 or 12 V); else, in a terminal, by asking you to unplug a board.",
+        "~7.4 or 12 V; only CH343 boards are asked unless --probe names another); else, "
+        "in a terminal, by asking you to unplug a board.",
     )
     parser.add_argument("--leader", metavar="BOARD", help="the leader's board: serial or path")
     parser.add_argument("--follower", metavar="BOARD", help="the follower's board: serial or path")
@@ -75,6 +78,16 @@ def _register_udev(subparsers: Subparsers) -> None:
         choices=["voltage", "unplug"],
         help="how to tell the boards apart without --leader/--follower "
         "(default: voltage, then unplugging when that cannot decide)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="BOARD",
+        help="also ask the servos behind this board (serial or path) for their voltage. "
+        "Only the CH343 boards of SO-101 arms (1a86:55d3) are asked unprompted: another WCH "
+        "board (a CH340 may be an Arduino or a 3D printer) is asked about in a terminal, "
+        "even with --yes, and left alone otherwise",
     )
     parser.add_argument(
         "--pair",
@@ -149,7 +162,7 @@ def _identify(
     if args.by == "unplug":
         return _by_unplug(args)
     try:
-        return _by_voltage(devices)
+        return _by_voltage(devices, args.probe)
     except IdentifyError as exc:
         if args.by == "voltage" or not sys.stdin.isatty() or args.devices_from:
             raise
@@ -157,9 +170,17 @@ def _identify(
         return _by_unplug(args)
 
 
-def _by_voltage(devices: Sequence[UsbSerialDevice]) -> dict[Role, UsbSerialDevice]:
+def _by_voltage(
+    devices: Sequence[UsbSerialDevice], named: Sequence[str]
+) -> dict[Role, UsbSerialDevice]:
+    plan = plan_probes(devices, named, _may_probe)
+    for device in plan.left_alone:
+        print(
+            f"left alone: {device.device_node} ({board_name(device)}) is not the CH343 board of "
+            f"SO-101 arms; if it is an arm's board: --probe {device.device_node}"
+        )
     print("asking the servos for their supply voltage (leader ~5 V, follower ~7.4 or 12 V):")
-    readings = measure_voltages(devices)
+    readings = measure_voltages(plan.probe)
     for reading in readings:
         print(f"  {reading.device.device_node}: {reading.describe()}")
     return assign_by_voltage(readings)
@@ -173,6 +194,14 @@ def _by_unplug(args: argparse.Namespace) -> dict[Role, UsbSerialDevice]:
     from so101d.devices import list_usb_serial_devices
 
     return assign_by_unplug(list_usb_serial_devices, _ask)
+
+
+def _may_probe(device: UsbSerialDevice) -> bool:
+    return _confirm(
+        f"{device.device_node} is a {board_name(device)}, not the CH343 board of SO-101 arms. "
+        "Asking it for servo voltages writes packets at 1 Mbaud, which can reset or confuse "
+        "an Arduino or a 3D printer. Is it an arm's board?"
+    )
 
 
 def _ask(prompt: str) -> str:
