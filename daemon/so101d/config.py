@@ -78,6 +78,7 @@ class PairConfig:
     rest_pose: dict[str, float] | None  # degrees from the calibrated middle, per joint
     bus_timeout_ms: float
     baudrate: int
+    stall_timeout_s: float  # no progress for this long: the supervisor restarts the pair
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,11 @@ _PAIR_NUMBERS: dict[str, tuple[float, _Range]] = {
     "bus_timeout_ms": (25, _Range(0, 1000, low_open=True)),
 }
 _RESUME_BELOW_MAX_C = 10
+# A pair is restarted after this long without progress; by default long enough for many
+# bus timeouts in a row (a precheck of a silent arm times out once per motor).
+_STALL_DEFAULT_MIN_S = 5.0
+_STALL_DEFAULT_TIMEOUTS = 20
+_STALL_TIMEOUT = _Range(0, 600, low_open=True)
 _TEMPERATURE = _Range(0, 100)
 _JOINT_DEGREES = _Range(-180, 180)
 _MOTOR_ID = _Range(0, MAX_ID)
@@ -235,6 +241,11 @@ def _read_pair(name: str, table: _Table) -> PairConfig:
     resume_temperature = table.number(
         "resume_temperature_c", max_temperature - _RESUME_BELOW_MAX_C, _TEMPERATURE
     )
+    stall_timeout_s = table.number(
+        "stall_timeout_s",
+        max(_STALL_DEFAULT_MIN_S, _STALL_DEFAULT_TIMEOUTS * numbers["bus_timeout_ms"] / 1000),
+        _STALL_TIMEOUT,
+    )
     stop_policy = table.choice("stop_policy", "release", STOP_POLICIES)
     rest_table = table.optional_table("rest_pose")
     baudrate = table.integer("baudrate", 1_000_000, _ABOVE_ZERO)
@@ -250,6 +261,7 @@ def _read_pair(name: str, table: _Table) -> PairConfig:
         stop_policy=stop_policy,
         rest_pose=_read_rest_pose(table, stop_policy, rest_table),
         baudrate=baudrate,
+        stall_timeout_s=stall_timeout_s,
         **numbers,
     )
 

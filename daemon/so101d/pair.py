@@ -81,6 +81,8 @@ class PairRunner(threading.Thread):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
+        self._stop_reason = "daemon stopping"
+        self._arms: tuple[Arm, ...] = ()  # the open arms of the session, for abandon()
         self._paused: str | None = None
         self._emergency = False  # a pause that switches the follower's torque off regardless
         self._resumed = 0
@@ -120,9 +122,33 @@ class PairRunner(threading.Thread):
             self._backoff_level = 0
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "daemon stopping") -> None:
+        self._stop_reason = reason
         self._stopping = True
         self._wake.set()
+
+    def abandon(self) -> None:
+        """Stop, and close the session's buses under the thread, so that a call it is
+        blocked in fails (it waits only for a transaction already on the wire). For a
+        runner that stopped making progress; it never reopens them."""
+        self.stop(self._stop_reason)
+        for arm in self._arms:
+            arm.close()
+
+    def successor(self, reason: str) -> PairRunner:
+        """A fresh runner for this pair, not started, keeping a pause or an emergency stop
+        in force; for replacing this one when it stopped making progress."""
+        fresh = PairRunner(
+            self.config,
+            self.calibration_dir,
+            stats_interval_s=self.stats_interval_s,
+            heartbeat_s=self.heartbeat_s,
+        )
+        with self._lock:
+            fresh._paused, fresh._emergency = self._paused, self._emergency
+        fresh.restarts = self.restarts + 1
+        fresh.reason = f"restarted: {reason}"
+        return fresh
 
     # -- status ----------------------------------------------------------------------------
 
@@ -175,7 +201,7 @@ class PairRunner(threading.Thread):
                 self._on_fault(PairFault(f"internal error: {exc!r}"))
             if self._paused and not self._stopping:
                 self._wait_while_paused()
-        self._enter(State.STOPPED, "daemon stopping")
+        self._enter(State.STOPPED, self._stop_reason)
 
     def _session(self) -> None:
         ports = (self.config.leader.port, self.config.follower.port)
@@ -188,6 +214,7 @@ class PairRunner(threading.Thread):
             self.log.warning("calibration: %s", warning)
         self._enter(State.PRECHECKING, "no-motion checks of both arms")
         with open_arms(self.config, calibration) as (leader, follower):
+            self._arms = (leader, follower)
             self._run_precheck(leader, follower)
             self._teleoperate(leader, follower)
 
