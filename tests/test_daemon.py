@@ -41,14 +41,28 @@ def work() -> Iterator[Path]:
         yield path
 
 
+@contextlib.contextmanager
+def virtual_pair(work: Path, name: str, links: str, seed: int) -> Iterator[PairSetup]:
+    """A leader and a follower at ``work/<links>_leader`` and ``_follower``, calibrated."""
+    with (
+        VirtualArm("leader", work / f"{links}_leader", seed=seed) as leader,
+        VirtualArm("follower", work / f"{links}_follower", seed=seed + 1) as follower,
+    ):
+        setup = PairSetup(name, leader, follower)
+        setup.save_calibrations(work / "calibration")
+        yield setup
+
+
 @pytest.fixture
 def pair(work: Path) -> Iterator[PairSetup]:
-    with (
-        VirtualArm("leader", work / "so101_leader", seed=1) as leader,
-        VirtualArm("follower", work / "so101_follower", seed=2) as follower,
-    ):
-        setup = PairSetup("main", leader, follower)
-        setup.save_calibrations(work / "calibration")
+    with virtual_pair(work, "main", "so101", seed=1) as setup:
+        yield setup
+
+
+@pytest.fixture
+def other(work: Path) -> Iterator[PairSetup]:
+    """A second pair, "b", beside ``pair``."""
+    with virtual_pair(work, "b", "b", seed=3) as setup:
         yield setup
 
 
@@ -327,57 +341,51 @@ def test_follower_trouble_during_teleop_stops_with_torque_off(
 
 
 def test_a_wedged_pair_restarts_alone_and_the_watchdog_keeps_pinging(
-    work: Path, pair: PairSetup, start_daemon: StartDaemon
+    pair: PairSetup, other: PairSetup, start_daemon: StartDaemon
 ) -> None:
-    with (
-        VirtualArm("leader", work / "b_leader", seed=3) as leader,
-        VirtualArm("follower", work / "b_follower", seed=4) as follower,
-    ):
-        other = PairSetup("b", leader, follower)
-        other.save_calibrations(work / "calibration")
-        # Every read of main's silent leader will wait a whole second: no progress for longer
-        # than main's stall_timeout_s, on its bus alone.
-        daemon = start_daemon(
-            pair,
-            other,
-            env={"WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6))},
-            per_pair={"main": {"bus_timeout_ms": 1000, "stall_timeout_s": 0.5}},
-        )
-        daemon.wait_state("teleop", "main")
-        daemon.wait_state("teleop", "b")
-        notifications = daemon.notifications
-        wait_for(lambda: notifications.texts().count("WATCHDOG=1") >= 3)
-        wedged = time.monotonic()
-        pair.leader.inject(Fault.SILENCE)
+    # Every read of main's silent leader will wait a whole second: no progress for longer
+    # than main's stall_timeout_s, on its bus alone.
+    daemon = start_daemon(
+        pair,
+        other,
+        env={"WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6))},
+        per_pair={"main": {"bus_timeout_ms": 1000, "stall_timeout_s": 0.5}},
+    )
+    daemon.wait_state("teleop", "main")
+    daemon.wait_state("teleop", "b")
+    notifications = daemon.notifications
+    wait_for(lambda: notifications.texts().count("WATCHDOG=1") >= 3)
+    wedged = time.monotonic()
+    pair.leader.inject(Fault.SILENCE)
 
-        def restarted_twice() -> bool:
-            assert daemon.pair("b")["state"] == "teleop"  # all along
-            return daemon.log.count("main: restarted (") >= 2
+    def restarted_twice() -> bool:
+        assert daemon.pair("b")["state"] == "teleop"  # all along
+        return daemon.log.count("main: restarted (") >= 2
 
-        wait_for(restarted_twice, timeout=60)
-        assert "main: no progress for " in daemon.log
-        assert "restarting the pair (its thread and its buses)" in daemon.log
-        assert "main: still stuck after 2 s; closing its buses under it" in daemon.log
-        pair.leader.clear(Fault.SILENCE)
+    wait_for(restarted_twice, timeout=60)
+    assert "main: no progress for " in daemon.log
+    assert "restarting the pair (its thread and its buses)" in daemon.log
+    assert "main: still stuck after 2 s; closing its buses under it" in daemon.log
+    pair.leader.clear(Fault.SILENCE)
 
-        def main_back_in_teleop() -> bool:
-            assert daemon.pair("b")["state"] == "teleop"
-            status = daemon.pair("main")
-            if status["state"] == "fault" and status["latched"]:
-                daemon.call("resume", pair="main")  # the silent leader's latched precheck
-            return status["state"] == "teleop"
+    def main_back_in_teleop() -> bool:
+        assert daemon.pair("b")["state"] == "teleop"
+        status = daemon.pair("main")
+        if status["state"] == "fault" and status["latched"]:
+            daemon.call("resume", pair="main")  # the silent leader's latched precheck
+        return status["state"] == "teleop"
 
-        wait_for(main_back_in_teleop, timeout=60)
-        ended = time.monotonic()
-        assert daemon.pair("main")["restarts"] >= 2
-        assert daemon.pair("b")["restarts"] == 0
-        # systemd kills the unit when two pings are more than WatchdogSec apart: never here.
-        pings = [at for at, text in notifications.all() if text == "WATCHDOG=1"]
-        during = [at for at in pings if at >= wedged - WATCHDOG_S] + [ended]
-        assert max(b - a for a, b in itertools.pairwise(during)) < WATCHDOG_S
-        assert daemon.process.poll() is None
-        assert "cannot be restarted" not in daemon.log
-        assert_clean_log(daemon)
+    wait_for(main_back_in_teleop, timeout=60)
+    ended = time.monotonic()
+    assert daemon.pair("main")["restarts"] >= 2
+    assert daemon.pair("b")["restarts"] == 0
+    # systemd kills the unit when two pings are more than WatchdogSec apart: never here.
+    pings = [at for at, text in notifications.all() if text == "WATCHDOG=1"]
+    during = [at for at in pings if at >= wedged - WATCHDOG_S] + [ended]
+    assert max(b - a for a, b in itertools.pairwise(during)) < WATCHDOG_S
+    assert daemon.process.poll() is None
+    assert "cannot be restarted" not in daemon.log
+    assert_clean_log(daemon)
 
 
 def test_sigterm_stops_cleanly_applying_the_stop_policy(
@@ -394,23 +402,17 @@ def test_sigterm_stops_cleanly_applying_the_stop_policy(
 
 
 def test_one_pairs_fault_leaves_the_other_in_teleop(
-    work: Path, pair: PairSetup, start_daemon: StartDaemon
+    pair: PairSetup, other: PairSetup, start_daemon: StartDaemon
 ) -> None:
-    with (
-        VirtualArm("leader", work / "b_leader", seed=3) as leader,
-        VirtualArm("follower", work / "b_follower", seed=4) as follower,
-    ):
-        other = PairSetup("b", leader, follower)
-        other.save_calibrations(work / "calibration")
-        daemon = start_daemon(pair, other)
-        daemon.wait_state("teleop", "main")
-        daemon.wait_state("teleop", "b")
-        follower.unplug()
-        daemon.wait_state("waiting", "b")
-        for _ in range(20):
-            assert daemon.pair("main")["state"] == "teleop"
-            time.sleep(0.05)
-        assert_clean_log(daemon)
+    daemon = start_daemon(pair, other)
+    daemon.wait_state("teleop", "main")
+    daemon.wait_state("teleop", "b")
+    other.follower.unplug()
+    daemon.wait_state("waiting", "b")
+    for _ in range(20):
+        assert daemon.pair("main")["state"] == "teleop"
+        time.sleep(0.05)
+    assert_clean_log(daemon)
 
 
 def test_so101d_run_against_so101d_sim(work: Path) -> None:
