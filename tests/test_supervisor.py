@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from so101d.config import parse_config
+from so101d.pair import PairRunner
 from so101d.supervisor import PairRestart
 from tests.waiting import wait_for
 
@@ -100,3 +103,25 @@ def test_a_cancelled_restart_starts_no_runner(teardown: threading.Event) -> None
     restart.cancel()
     wait_for(lambda: restart.finished)
     assert installed == [] and not restart.stuck
+
+
+# -- the fresh runner ---------------------------------------------------------------------
+
+
+def test_the_fresh_runner_keeps_an_emergency_stop_in_force(tmp_path: Path) -> None:
+    config = parse_config(
+        f'[pair.main]\nleader.port = "{tmp_path / "l"}"\nleader.id = "l"\n'
+        f'follower.port = "{tmp_path / "f"}"\nfollower.id = "f"\n',
+        tmp_path / "config.toml",
+    ).pairs["main"]
+    stalled = PairRunner(config, tmp_path, heartbeat_s=0.01)
+    stalled.emergency_stop()
+    fresh = stalled.successor()
+    assert fresh.restarts == stalled.restarts + 1
+    fresh.start()
+    try:
+        wait_for(lambda: fresh.snapshot()["state"] == "paused")
+        assert fresh.snapshot()["reason"].startswith("emergency stop")
+    finally:
+        fresh.stop()
+        fresh.join(timeout=10)

@@ -135,7 +135,7 @@ class PairRunner(threading.Thread):
         for arm in self._arms:
             arm.close()
 
-    def successor(self, reason: str) -> PairRunner:
+    def successor(self) -> PairRunner:
         """A fresh runner for this pair, not started, keeping a pause or an emergency stop
         in force; for replacing this one when it stopped making progress."""
         fresh = PairRunner(
@@ -147,7 +147,6 @@ class PairRunner(threading.Thread):
         with self._lock:
             fresh._paused, fresh._emergency = self._paused, self._emergency
         fresh.restarts = self.restarts + 1
-        fresh.reason = f"restarted: {reason}"
         return fresh
 
     # -- status ----------------------------------------------------------------------------

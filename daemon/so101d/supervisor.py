@@ -152,10 +152,12 @@ class Supervisor:
         with self._runners_lock:
             if self._stopping:
                 return
-            fresh = old.successor(reason)
+            fresh = old.successor()
             self.runners[old.config.name] = fresh
             self._start(fresh)
-        log.info("%s: restarted (%d restarts so far)", old.config.name, fresh.restarts)
+        log.info(
+            "%s: restarted after %s (%d restarts so far)", old.config.name, reason, fresh.restarts
+        )
 
     def _start(self, runner: PairRunner) -> None:
         self._started_at[runner.config.name] = time.monotonic()

@@ -364,8 +364,8 @@ class FeetechBus:
         if code == errno.EACCES or "Permission denied" in text:
             return PortGone(
                 self.port,
-                "permission denied: the boards belong to the group 'so101d' "
-                "(sudo usermod -aG so101d $USER, then log in again)",
+                "permission denied: so101d's udev rules give the boards to the group "
+                "'so101d': join it (sudo usermod -aG so101d $USER, then log in again)",
             )
         if code == errno.ENOENT or "No such file" in text:
             return PortGone(self.port, "no such device (is the board plugged in?)")
