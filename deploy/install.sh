@@ -3,15 +3,18 @@
 #
 #     sudo deploy/install.sh [--with-lerobot]
 #
-# 1. the system user so101d, in the dialout group; you (the sudo user) join the so101d group,
-#    so `so101d status` reaches the daemon without sudo after your next login
+# 1. the system user so101d with its own group, which alone owns the boards' device nodes (not
+#    dialout, whose members could drive the follower); you (the sudo user) join the so101d
+#    group, so `so101d status` reaches the daemon without sudo after your next login
 # 2. /opt/so101d/venv with so101d from this source tree (plus LeRobot with --with-lerobot),
 #    and /usr/local/bin/so101d pointing into it
 # 3. /etc/so101d/config.toml from config.example.toml, only when there is none
 # 4. your LeRobot calibration (~/.cache/huggingface/lerobot/calibration) imported into
 #    /var/lib/so101d/calibration, only while that holds none
-# 5. udev rules naming the boards /dev/so101_leader and /dev/so101_follower, when both are
-#    plugged in and their servos' voltages tell them apart (else it says what to run)
+# 5. udev rules naming the boards /dev/so101_leader and /dev/so101_follower (group so101d,
+#    mode 0660), when both are plugged in and their servos' voltages tell them apart (else it
+#    says what to run); rules from earlier versions that gave the boards to dialout are moved
+#    to the so101d group
 # 6. lerobot.service installed, enabled and (re)started
 #
 # Every step checks first, so running it again changes nothing (except updating so101d in
@@ -105,13 +108,31 @@ staged_add_member() {
             $4 = ($4 == "" ? user : $4 "," user)
         }
         { print }' "$file" >"$file.new"
-    if cmp -s "$file" "$file.new"; then rm "$file.new"; else mv "$file.new" "$file"; fi
+    replace_if_changed "$file"
+}
+
+# Drop user $2 from the member list of group $1 in the staged group file.
+staged_remove_member() {
+    file=$root/etc/group
+    awk -F: -v group="$1" -v user="$2" 'BEGIN { OFS = ":" }
+        $1 == group {
+            n = split($4, members, ","); kept = ""
+            for (i = 1; i <= n; i++)
+                if (members[i] != user) kept = (kept == "" ? members[i] : kept "," members[i])
+            $4 = kept
+        }
+        { print }' "$file" >"$file.new"
+    replace_if_changed "$file"
+}
+
+# Move $1.new over $1 if it differs, else drop it (a rerun changes no byte or mtime).
+replace_if_changed() {
+    if cmp -s "$1" "$1.new"; then rm "$1.new"; else mv "$1.new" "$1"; fi
 }
 
 staged_user() {
     mkdir -p "$root/etc"
     touch "$root/etc/passwd" "$root/etc/group"
-    grep -q '^dialout:' "$root/etc/group" || echo 'dialout:x:20:' >>"$root/etc/group"
     if ! grep -q "^$USER_NAME:" "$root/etc/group"; then
         echo "$USER_NAME:x:$(free_id "$root/etc/group"):" >>"$root/etc/group"
     fi
@@ -121,7 +142,7 @@ staged_user() {
         echo "$USER_NAME:x:$uid:$gid:so101d teleoperation daemon:/var/lib/so101d:/usr/sbin/nologin" \
             >>"$root/etc/passwd"
     fi
-    staged_add_member dialout "$USER_NAME"
+    staged_remove_member dialout "$USER_NAME"  # earlier versions put it there
     if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
         staged_add_member "$USER_NAME" "$SUDO_USER"
     fi
@@ -135,13 +156,15 @@ host_add_member() {
 }
 
 host_user() {
-    getent group dialout >/dev/null || groupadd --system dialout
     if ! getent passwd "$USER_NAME" >/dev/null; then
         useradd --system --user-group --no-create-home --home-dir /var/lib/so101d \
             --shell /usr/sbin/nologin --comment 'so101d teleoperation daemon' "$USER_NAME"
         say "created the system user $USER_NAME"
     fi
-    host_add_member dialout "$USER_NAME"
+    if id -nG "$USER_NAME" | tr ' ' '\n' | grep -qx dialout; then
+        gpasswd --delete "$USER_NAME" dialout >/dev/null
+        say "removed $USER_NAME from the group dialout (the boards now belong to $USER_NAME)"
+    fi
     if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
         host_add_member "$USER_NAME" "$SUDO_USER"
     fi
@@ -217,12 +240,30 @@ import_calibration() {
 
 # -- 5. udev rules -------------------------------------------------------------------------
 
+# Rules written by earlier versions gave the boards to dialout: give them to our group.
+regroup_udev_rules() {
+    changed=false
+    for rules in "$root$RULES" "$root${RULES%.rules}"-*.rules; do
+        if [ -f "$rules" ] && grep -q 'GROUP="dialout"' "$rules"; then
+            sed "s/GROUP=\"dialout\"/GROUP=\"$USER_NAME\"/" "$rules" >"$rules.new"
+            mv "$rules.new" "$rules"
+            say "$rules: the boards now belong to the group $USER_NAME instead of dialout"
+            changed=true
+        fi
+    done
+    if $changed && ! staging && command -v udevadm >/dev/null; then
+        udevadm control --reload
+        udevadm trigger --action=add --subsystem-match=tty
+    fi
+}
+
 install_udev_rules() {
+    regroup_udev_rules
     if [ -e "$root$RULES" ]; then
         say "keeping $root$RULES (to name the boards again: sudo so101d install-udev)"
         return
     fi
-    set -- install-udev --by voltage --yes
+    set -- install-udev --by voltage --yes --group "$USER_NAME"
     [ -n "$devices_from" ] && set -- "$@" --devices-from "$devices_from"
     if ! with_root "$@"; then
         say "the boards are not named yet; with both arms plugged in and powered, run:"

@@ -11,7 +11,7 @@ import pytest
 from so101d.feetech import FeetechBus
 from so101d.sim import VirtualArm
 from tests.arms import bus_on
-from tests.daemon_harness import Daemon, PairSetup, StartDaemon, short_tmpdir
+from tests.daemon_harness import Daemon, PairSetup, StartDaemon, short_tmpdir, virtual_pair
 
 
 @pytest.fixture
@@ -40,12 +40,14 @@ def work() -> Iterator[Path]:
 
 @pytest.fixture
 def pair(work: Path) -> Iterator[PairSetup]:
-    with (
-        VirtualArm("leader", work / "so101_leader", seed=1) as leader,
-        VirtualArm("follower", work / "so101_follower", seed=2) as follower,
-    ):
-        setup = PairSetup("main", leader, follower)
-        setup.save_calibrations(work / "calibration")
+    with virtual_pair(work, "main", "so101", seed=1) as setup:
+        yield setup
+
+
+@pytest.fixture
+def other(work: Path) -> Iterator[PairSetup]:
+    """A second pair, "b", beside ``pair``."""
+    with virtual_pair(work, "b", "b", seed=3) as setup:
         yield setup
 
 
@@ -53,12 +55,20 @@ def pair(work: Path) -> Iterator[PairSetup]:
 def start_daemon(work: Path) -> Iterator[StartDaemon]:
     daemons: list[Daemon] = []
 
-    def start(*pairs: PairSetup, env: dict[str, str] | None = None, **settings: object) -> Daemon:
+    def start(
+        *pairs: PairSetup,
+        env: dict[str, str] | None = None,
+        per_pair: dict[str, dict[str, object]] | None = None,
+        **settings: object,
+    ) -> Daemon:
+        """``settings`` for every pair, ``per_pair[name]`` for that one on top."""
         text = (
             f'calibration_dir = "{work / "calibration"}"\n'
             f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n\n'
         )
-        text += "\n\n".join(p.toml(**settings) for p in pairs)
+        text += "\n\n".join(
+            p.toml(**{**settings, **(per_pair or {}).get(p.name, {})}) for p in pairs
+        )
         daemon = Daemon(text, work, env)
         daemons.append(daemon)
         return daemon

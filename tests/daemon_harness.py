@@ -67,6 +67,18 @@ class PairSetup:
         save_matching_calibration(self.follower, root, f"{self.name}_follower")
 
 
+@contextmanager
+def virtual_pair(work: Path, name: str, links: str, seed: int) -> Iterator[PairSetup]:
+    """A leader and a follower at ``work/<links>_leader`` and ``_follower``, calibrated."""
+    with (
+        VirtualArm("leader", work / f"{links}_leader", seed=seed) as leader,
+        VirtualArm("follower", work / f"{links}_follower", seed=seed + 1) as follower,
+    ):
+        setup = PairSetup(name, leader, follower)
+        setup.save_calibrations(work / "calibration")
+        yield setup
+
+
 def _toml_value(value: object) -> str:
     if isinstance(value, str):
         return f'"{value}"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import stat
@@ -67,8 +68,23 @@ def client(server: ApiServer) -> ApiClient:
     return ApiClient(server.path, timeout=10)
 
 
+def strict_json(line: bytes) -> Any:
+    """``line`` parsed as RFC 8259 JSON: NaN, Infinity and out-of-range numbers fail."""
+
+    def refuse(text: str) -> Any:
+        raise AssertionError(f"not strict JSON ({text}): {line!r}")
+
+    def finite(text: str) -> float:
+        return float(text) if math.isfinite(float(text)) else refuse(text)
+
+    return json.loads(line, parse_constant=refuse, parse_float=finite)
+
+
 class RawClient:
-    """A connection speaking bytes, for requests ApiClient would never send."""
+    """A connection speaking bytes, for requests ApiClient would never send.
+
+    Every reply must be strict JSON, whatever was sent.
+    """
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -93,7 +109,7 @@ class RawClient:
             assert chunk, f"connection closed after {self._received!r}"
             self._received += chunk
         line, _, self._received = self._received.partition(b"\n")
-        reply: dict[str, Any] = json.loads(line)
+        reply: dict[str, Any] = strict_json(line)
         return reply
 
     def request(self, message: object) -> dict[str, Any]:
@@ -186,6 +202,28 @@ def test_bad_requests_get_an_error_and_the_connection_stays_usable(
     with RawClient(server.path) as raw:
         raw.send(line + b"\n")
         assert fragment in raw.reply()["error"]["message"]
+        assert raw.request({"id": 1, "method": "echo"}) == {"id": 1, "result": {}}
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        b'{"id": %s, "method": "echo"}',
+        b'{"id": %s, "method": "nope"}',
+        b'{"id": 1, "method": "echo", "params": {"x": %s}}',
+    ],
+    ids=["id", "id-unknown-method", "param"],
+)
+def test_numbers_json_cannot_carry_get_a_strict_json_error(
+    server: ApiServer, number: bytes, template: bytes
+) -> None:
+    with RawClient(server.path) as raw:
+        raw.send(template % number + b"\n")
+        reply = raw.reply()
+        assert reply["id"] is None
+        message = reply["error"]["message"]
+        assert message.startswith("invalid JSON: ") and number.lstrip(b"-").decode() in message
         assert raw.request({"id": 1, "method": "echo"}) == {"id": 1, "result": {}}
 
 

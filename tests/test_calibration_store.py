@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -11,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,43 @@ def test_backups_are_bounded_to_the_newest(tmp_path: Path) -> None:
     kept = backups(path)
     assert [read_calibration(p) for p in kept] == history[-4:-1]
     assert read_calibration(path) == history[-1]
+
+
+def clock_at(*moments: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``moments`` in turn, as a Pi's clock may jump between boots."""
+    readings = iter(moments)
+    return lambda: next(readings)
+
+
+AFTER_NTP = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+BEFORE_NTP = datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC)  # a Pi booted without network
+
+
+def test_a_clock_set_back_never_prunes_the_newest_backup(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    history = [serialize_calibration(c) for c in versions(7)]
+    clock = clock_at(*[AFTER_NTP + timedelta(days=i) for i in range(4)], BEFORE_NTP, BEFORE_NTP)
+    for data in history:
+        save_bytes(path, data, keep_backups=3, clock=clock)
+    kept = backups(path)
+    assert [p.read_bytes() for p in kept] == history[-4:-1]
+    # The two newest backups sort oldest by the time in their names, yet survived.
+    assert [p.name[len("a.json.bak-") :] for p in kept] == [
+        "4-20310604T120000Z",
+        "5-19700101T000005Z",
+        "6-19700101T000005Z",
+    ]
+    assert path.read_bytes() == history[-1]
+
+
+def test_backups_from_before_numbering_are_the_oldest(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.json", OLD)
+    legacy = [tmp_path / f"a.json.bak-2031060{i}T120000.000000Z" for i in (1, 2)]
+    for backup in legacy:
+        write(backup, OLD)
+    (saved,) = save_calibration(path, NEW, keep_backups=2)
+    assert backups(path) == [legacy[1], saved.backup]
+    assert saved.backup is not None and saved.backup.name.startswith("a.json.bak-1-")
 
 
 def test_at_least_one_backup_is_kept(tmp_path: Path) -> None:
@@ -178,6 +217,40 @@ def test_a_crash_at_every_step_leaves_a_complete_file(
             assert [read_calibration(p) for p in backups(path)] == [OLD], f"crash at {n}: {step}"
 
 
+def test_interrupted_saves_never_leave_more_backups_than_the_limit(
+    tmp_path: Path, crash_at: Callable[[int | None], list[str]]
+) -> None:
+    path = tmp_path / "a.json"
+    history = [serialize_calibration(c) for c in versions(12)]
+    for data in history[:4]:
+        save_bytes(path, data, keep_backups=2)
+    calls = crash_at(None)
+    save_bytes(path, history[4], keep_backups=2)
+    steps = len(calls)
+    # A crash at every step of a save, each followed by a crash in the next one, too.
+    for n in range(steps):
+        for data in history[5:8]:
+            crash_at(n)
+            with contextlib.suppress(Crash):
+                save_bytes(path, data, keep_backups=2)
+            crash_at(None)
+            assert len(backups(path)) <= 2, f"crash at step {n}"
+        newest = path.read_bytes()
+        save_bytes(path, history[8 + n % 4], keep_backups=2)
+        kept = backups(path)
+        assert len(kept) == 2 and kept[-1].read_bytes() == newest, f"crash at step {n}"
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_save_of_unchanged_content_also_trims_the_backups(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    for calibration in versions(6):
+        save_calibration(path, calibration, keep_backups=5)
+    (unchanged,) = save_calibration(path, versions(6)[-1], keep_backups=2)
+    assert not unchanged.changed
+    assert [read_calibration(p) for p in backups(path)] == versions(6)[-3:-1]
+
+
 SAVE_FOREVER = textwrap.dedent(
     """
     import sys
@@ -220,5 +293,6 @@ def test_sigkill_mid_save_always_leaves_a_complete_file(tmp_path: Path) -> None:
         if completed:
             kept = backups(path)
             assert kept, f"kill {kill}: no backup after {completed} saves"
+            assert len(kept) <= 3, f"kill {kill}: {len(kept)} backups, keep_backups = 3"
             assert all(p.read_bytes() in contents for p in kept), f"kill {kill}"
     assert completed > 0

@@ -72,11 +72,19 @@ def test_defaults_fill_everything_but_ports_and_ids() -> None:
         rest_pose=None,
         bus_timeout_ms=25.0,
         baudrate=1_000_000,
+        stall_timeout_s=5.0,
     )
 
 
 def test_resume_temperature_defaults_to_ten_below_the_maximum() -> None:
     assert parse(pair_extra="max_temperature_c = 55").pairs["main"].resume_temperature_c == 45.0
+
+
+def test_the_stall_timeout_outlasts_twenty_bus_timeouts_by_default() -> None:
+    assert parse(pair_extra="bus_timeout_ms = 100").pairs["main"].stall_timeout_s == 5.0
+    assert parse(pair_extra="bus_timeout_ms = 1000").pairs["main"].stall_timeout_s == 20.0
+    pair = parse(pair_extra="bus_timeout_ms = 1000\nstall_timeout_s = 0.5").pairs["main"]
+    assert pair.stall_timeout_s == 0.5
 
 
 def test_integers_are_accepted_for_float_keys() -> None:
@@ -173,6 +181,7 @@ def test_unknown_key_inside_an_arm() -> None:
         ("max_load_percent = 120", "max_load_percent", "at most 100"),
         ("overload_time_s = inf", "overload_time_s", "at most 60"),
         ("bus_timeout_ms = 0", "bus_timeout_ms", "greater than 0"),
+        ("stall_timeout_s = 0", "stall_timeout_s", "greater than 0 and at most 600"),
         ("baudrate = 1e6", "baudrate", "whole number"),
         ("baudrate = 9600", "baudrate", "1000000"),
         ('stop_policy = "relase"', "stop_policy", "did you mean release?"),

@@ -131,9 +131,10 @@ def test_install_puts_everything_in_place_and_a_second_run_changes_nothing(
     assert passwd == PASSWD + (
         "so101d:x:999:999:so101d teleoperation daemon:/var/lib/so101d:/usr/sbin/nologin\n"
     )
-    assert (root / "etc/group").read_text() == GROUP.replace(
-        "dialout:x:20:pi", "dialout:x:20:pi,so101d"
-    ) + "so101d:x:999:\n"
+    assert (root / "etc/group").read_text() == GROUP + "so101d:x:999:\n"  # not in dialout
+    for line in rules.splitlines():
+        if "SYMLINK" in line:
+            assert line.endswith('GROUP="so101d", MODE="0660"'), line
 
     before = snapshot(root)
     output = install(root, *args)
@@ -141,6 +142,29 @@ def test_install_puts_everything_in_place_and_a_second_run_changes_nothing(
     assert f"keeping {root / CONFIG}" in output
     assert f"keeping {root / RULES}" in output
     assert "keeping the calibration" in output
+
+
+def test_an_upgrade_takes_the_boards_and_the_user_out_of_dialout(
+    root: Path, no_boards: str
+) -> None:
+    """What earlier versions installed: the user in dialout, rules giving the boards to it."""
+    (root / "etc/group").write_text(GROUP.replace("dialout:x:20:pi", "dialout:x:20:pi,so101d"))
+    rules_dir = root / RULES
+    rules_dir.parent.mkdir(parents=True)
+    old_rule = (
+        'ENV{ID_SERIAL_SHORT}=="5A46083062", SYMLINK+="so101_leader", GROUP="dialout", MODE="0660"'
+    )
+    for name in ("70-so101d.rules", "70-so101d-left.rules"):
+        (rules_dir.parent / name).write_text(f"# so101d\n{old_rule}\n")
+    output = install(root, "--devices-from", no_boards, "--calibration-from", "/nowhere")
+    assert "dialout:x:20:pi\n" in (root / "etc/group").read_text()
+    for name in ("70-so101d.rules", "70-so101d-left.rules"):
+        text = (rules_dir.parent / name).read_text()
+        assert text == f"# so101d\n{old_rule.replace('dialout', 'so101d')}\n"
+        assert f"{rules_dir.parent / name}: the boards now belong to the group so101d" in output
+    before = snapshot(root)
+    install(root, "--devices-from", no_boards, "--calibration-from", "/nowhere")
+    assert snapshot(root) == before
 
 
 def test_an_existing_config_is_never_overwritten(root: Path, no_boards: str) -> None:

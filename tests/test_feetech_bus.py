@@ -20,6 +20,7 @@ from so101d.feetech import (
 )
 from so101d.sim import Fault, VirtualArm
 from tests.arms import PATIENCE
+from tests.port_access import OPENERS, busy, open_elsewhere
 from tests.waiting import wait_for
 
 IDS = [1, 2, 3, 4, 5, 6]
@@ -276,6 +277,16 @@ def test_opening_a_missing_port_names_it(tmp_path: Path) -> None:
 def test_a_second_process_cannot_open_the_same_port(follower: VirtualArm, bus: FeetechBus) -> None:
     with pytest.raises(PortBusy, match="another process"):
         FeetechBus(follower.link).open()
+
+
+@pytest.mark.parametrize("how", OPENERS)
+def test_a_held_port_is_busy_for_every_other_process_until_closed(
+    follower: VirtualArm, bus: FeetechBus, how: str
+) -> None:
+    outcome = open_elsewhere(str(follower.link), how)
+    assert busy(outcome, how), outcome
+    bus.close()  # while the simulator still holds its end of the tty
+    assert open_elsewhere(str(follower.link), how) == "opened"
 
 
 def test_lerobot_style_open_still_works_alongside_a_closed_bus(follower: VirtualArm) -> None:

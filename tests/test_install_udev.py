@@ -7,29 +7,41 @@ The device lists are injected (``--devices-from`` for the real command as a subp
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from so101d.boards import (
     IdentifyError,
+    ProbePlan,
     assign_by_keys,
     assign_by_unplug,
     assign_by_voltage,
     link_names,
     measure_voltages,
+    plan_probes,
     render_table,
     rule_for,
     system_notices,
 )
 from so101d.calibration.model import Role
+from so101d.cli import main
 from so101d.deploy import RULES_TEMPLATE, read_template
 from so101d.devices import UsbSerialDevice
 from so101d.sim import VirtualArm
 from so101d.udev_rules import LinkRule, MatchKey, lint_rules, render_rules, udevadm_verify
 from tests.commands import so101d
+from tests.port_access import OpenWatch
 
 REPO = Path(__file__).resolve().parents[1]
 BY_PATH = "/dev/serial/by-path/platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.{}:1.0"
@@ -84,11 +96,21 @@ def test_flags_name_the_boards_by_serial_and_the_rules_match_them() -> None:
     text = rules_for(devices, assigned)
     assert rule_lines(text) == [
         'ENV{ID_VENDOR_ID}=="1a86", ENV{ID_MODEL_ID}=="55d3", ENV{ID_SERIAL_SHORT}=="5A46083062", '
-        'SYMLINK+="so101_leader", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="dialout", MODE="0660"',
+        'SYMLINK+="so101_leader", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="so101d", MODE="0660"',
         'ENV{ID_VENDOR_ID}=="1a86", ENV{ID_MODEL_ID}=="55d3", ENV{ID_SERIAL_SHORT}=="5A46083071", '
-        'SYMLINK+="so101_follower", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="dialout", MODE="0660"',
+        'SYMLINK+="so101_follower", ENV{ID_MM_DEVICE_IGNORE}="1", GROUP="so101d", MODE="0660"',
     ]
     assert lint_rules(text) == []
+
+
+def test_the_rules_give_the_boards_to_the_named_group_only() -> None:
+    rules = [rule_for("so101_leader", LEADER, [LEADER]).rule]
+    text = render_rules(read_template(RULES_TEMPLATE), rules, "lab")
+    (line,) = rule_lines(text)
+    assert line.endswith('GROUP="lab", MODE="0660"')
+    assert "dialout" not in text
+    with pytest.raises(ValueError, match="invalid group name"):
+        render_rules(read_template(RULES_TEMPLATE), rules, 'x", RUN+="/bin/sh')
 
 
 def test_flags_also_take_a_device_path() -> None:
@@ -174,9 +196,135 @@ def arms(tmp_path: Path) -> Iterator[list[UsbSerialDevice]]:
 
 
 def test_the_servos_voltages_tell_leader_from_follower(arms: list[UsbSerialDevice]) -> None:
-    readings = measure_voltages([*arms, GPS])
-    assert [r.volts for r in readings] == [12.0, 5.0]  # the FTDI device is not probed
+    readings = measure_voltages(arms)
+    assert [r.volts for r in readings] == [12.0, 5.0]
     assert assign_by_voltage(readings) == {Role.LEADER: arms[1], Role.FOLLOWER: arms[0]}
+
+
+# -- which boards are probed at all -----------------------------------------------------------
+
+CH340 = board("/dev/ttyUSB0", None, 4, product="7523")
+CH9102 = board("/dev/ttyACM7", "5A46083099", 5, product="55d4")
+
+
+def test_only_ch343_boards_are_probed_unasked() -> None:
+    asked: list[UsbSerialDevice] = []
+
+    def refuse(device: UsbSerialDevice) -> bool:
+        asked.append(device)
+        return False
+
+    plan = plan_probes([GPS, CH340, LEADER, CH9102, FOLLOWER], [], refuse)
+    assert plan.probe == [LEADER, FOLLOWER]
+    assert plan.left_alone == [CH340, CH9102]  # the FTDI GPS is no servo board: not listed
+    assert asked == [CH340, CH9102]
+
+
+def test_a_named_or_approved_board_is_probed() -> None:
+    named = plan_probes([CH340, LEADER], ["/dev/ttyUSB0"], lambda device: False)
+    assert named == ProbePlan([CH340, LEADER], [])
+    approved = plan_probes([CH340, LEADER], [], lambda device: device == CH340)
+    assert approved == ProbePlan([CH340, LEADER], [])
+    with pytest.raises(IdentifyError, match="no board has serial number or path 'nope'"):
+        plan_probes([CH340], ["nope"], lambda device: True)
+
+
+@pytest.fixture
+def foreign_board() -> Iterator[tuple[str, int]]:
+    """A CH340 that is not an arm's board (an Arduino, say): a bare pty, and its master end,
+    where every byte written to the board arrives."""
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    try:
+        yield os.ttyname(slave), master
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def received(master: int) -> bytes:
+    try:
+        return os.read(master, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def test_identification_asks_only_the_ch343_boards_without_raising_dtr(
+    tmp_path: Path,
+    arms: list[UsbSerialDevice],
+    foreign_board: tuple[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node, master = foreign_board
+    devices = devices_file(tmp_path, [dataclasses.replace(CH340, device_node=node), *arms])
+    watches = {path: OpenWatch(path) for path in (node, *(arm.device_node for arm in arms))}
+    dtr: dict[str, list[str]] = {"raised": [], "cleared": []}
+    real_ioctl = fcntl.ioctl
+
+    def record(fd: int, request: int, arg: Any = 0, *rest: Any) -> Any:
+        lines = struct.unpack("I", arg)[0] if isinstance(arg, bytes) and len(arg) == 4 else 0
+        if lines & termios.TIOCM_DTR and request in (termios.TIOCMBIS, termios.TIOCMSET):
+            dtr["raised"].append(os.readlink(f"/proc/self/fd/{fd}"))
+        if lines & termios.TIOCM_DTR and request == termios.TIOCMBIC:
+            dtr["cleared"].append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_ioctl(fd, request, arg, *rest)
+
+    monkeypatch.setattr(fcntl, "ioctl", record)
+    args = ["install-udev", "--devices-from", devices, "--by", "voltage", "--dry-run", "--yes"]
+    assert main(args) == 0
+    output = capsys.readouterr().out
+    assert watches[node].opens() == 0 and received(master) == b""
+    assert f"left alone: {node} (WCH CH340 (1a86:7523)) is not the CH343 board" in output
+    assert f"--probe {node}" in output
+    for arm in arms:
+        assert watches[arm.device_node].opens() >= 1
+    assert "12.0 V: follower" in output and "5.0 V: leader" in output
+    assert dtr["raised"] == []
+    assert sorted(dtr["cleared"]) == sorted(os.path.realpath(a.device_node) for a in arms)
+
+
+@pytest.mark.parametrize(
+    ("answer", "options", "probed"),
+    [("n\n", (), False), ("y\n", (), True), (None, ("--probe", "NODE"), True)],
+    ids=["terminal-no", "terminal-yes", "named"],
+)
+def test_another_wch_board_is_probed_only_when_the_person_says_so(
+    tmp_path: Path,
+    arms: list[UsbSerialDevice],
+    foreign_board: tuple[str, int],
+    answer: str | None,
+    options: tuple[str, ...],
+    probed: bool,
+) -> None:
+    node, master = foreign_board
+    devices = devices_file(tmp_path, [dataclasses.replace(CH340, device_node=node), *arms])
+    watch = OpenWatch(node)
+    terminal, person = pty.openpty()  # the command's stdin, where the person types
+    if answer:
+        os.write(terminal, answer.encode())
+    command = ["install-udev", "--devices-from", devices, "--dry-run", "--yes"]
+    command += [node if option == "NODE" else option for option in options]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "so101d", *command],
+            stdin=person if answer else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(person)
+    assert result.returncode == 0, result.stderr
+    asked = f"{node} is a WCH CH340 (1a86:7523), not the CH343 board of SO-101 arms" in (
+        result.stdout
+    )
+    assert asked == (answer is not None)  # --yes never answers this question
+    assert (watch.opens() > 0) == probed
+    assert (received(master) != b"") == probed  # Feetech packets reached it
+    assert (f"{node}: no servo answered" in result.stdout) == probed
 
 
 def test_a_seven_volt_follower_is_a_follower(tmp_path: Path) -> None:
@@ -336,8 +484,11 @@ def test_root_writes_the_rules_named_by_voltage(
 ) -> None:
     devices = devices_file(tmp_path, arms)
     args = ("install-udev", "--devices-from", devices, "--root", str(tmp_path), "--yes")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/group").write_text("dialout:x:20:pi\nso101d:x:999:pi\n")
     result = so101d(*args, "--pair", "left")
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
     assert "12.0 V: follower" in result.stdout
     assert 'leader.port = "/dev/so101_left_leader"' in result.stdout
     text = (tmp_path / "etc/udev/rules.d/70-so101d-left.rules").read_text()
@@ -345,8 +496,21 @@ def test_root_writes_the_rules_named_by_voltage(
     leader, follower = rule_lines(text)
     assert f'"{LEADER.serial}", SYMLINK+="so101_left_leader"' in leader
     assert f'"{FOLLOWER.serial}", SYMLINK+="so101_left_follower"' in follower
+    assert leader.endswith('GROUP="so101d", MODE="0660"')
+    assert follower.endswith('GROUP="so101d", MODE="0660"')
     again = so101d(*args, "--pair", "left")
     assert "already holds these rules" in again.stdout
+
+
+def test_a_group_that_does_not_exist_is_warned_about(tmp_path: Path) -> None:
+    devices = devices_file(tmp_path, [LEADER, FOLLOWER])
+    result = so101d(
+        "install-udev", "--devices-from", devices, "--root", str(tmp_path), "--yes",
+        "--leader", "5A46083062", "--follower", "5A46083071", "--group", "arms",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: the group 'arms' does not exist here" in result.stderr
+    assert 'GROUP="arms"' in (tmp_path / "etc/udev/rules.d/70-so101d.rules").read_text()
 
 
 def test_without_yes_and_without_a_terminal_nothing_is_written(tmp_path: Path) -> None:

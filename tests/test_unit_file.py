@@ -74,7 +74,9 @@ def test_the_unit_is_a_watched_notify_service_that_gives_up_a_crash_loop(unit: P
 def test_the_unit_keeps_serial_and_udev_access(unit: Path) -> None:
     service = directives(unit)["Service"]
     assert service["User"] == ["so101d"]
-    assert service["SupplementaryGroups"] == ["dialout"]
+    # The boards' nodes belong to the service's own group, as the udev rules say; not dialout.
+    assert service["Group"] == ["so101d"]
+    assert "SupplementaryGroups" not in service
     assert service["PrivateDevices"] == ["no"]
     assert service["DevicePolicy"] == ["closed"]
     assert service["DeviceAllow"] == ["char-ttyACM rw", "char-ttyUSB rw"]

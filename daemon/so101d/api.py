@@ -2,7 +2,9 @@
 
 A request is one line ``{"id": <any>, "method": "<name>", "params": {...}}``; the reply is one
 line ``{"id": <same>, "result": ...}`` or ``{"id": <same>, "error": {"message": "..."}}``.
-Replies are strict JSON (no NaN or infinity), so any JSON tool can read them.
+Replies are strict JSON (no NaN or infinity), so any JSON tool can read them; a request
+carrying ``NaN``, ``Infinity`` or a number no double holds (``1e400``) is refused as
+invalid JSON, since its id could not be echoed.
 
 The server runs in one thread over non-blocking sockets, so a misbehaving client (garbage,
 huge lines, never reading its replies, vanishing mid-request) costs only its own connection.
@@ -20,6 +22,7 @@ import errno
 import itertools
 import json
 import logging
+import math
 import os
 import selectors
 import socket
@@ -259,7 +262,7 @@ class _Client:
 def _answer_request(line: bytes, handlers: Mapping[str, Handler]) -> dict[str, Any]:
     """The reply object for one request line (never raises)."""
     try:
-        request = json.loads(line)
+        request = _strict_loads(line)
     except (ValueError, RecursionError) as exc:
         return _error_reply(None, f"invalid JSON: {exc}")
     if not isinstance(request, dict):
@@ -287,13 +290,39 @@ def _error_reply(request_id: Any, message: str) -> dict[str, Any]:
     return {"id": request_id, "error": {"message": message}}
 
 
+def _strict_loads(line: bytes) -> Any:
+    """JSON as RFC 8259 has it: ``NaN`` and ``Infinity`` are refused, and so is a number no
+    double can hold (``1e400``), so nothing a request carries can make its reply non-JSON."""
+    return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+def _strict_dumps(message: object) -> str:
+    return json.dumps(message, allow_nan=False, separators=(",", ":"))
+
+
 def _encode_line(message: dict[str, Any]) -> bytes:
     """One strict-JSON line; a reply that cannot be encoded becomes an error reply."""
     try:
-        text = json.dumps(message, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        text = _strict_dumps(message)
+    except (TypeError, ValueError, RecursionError) as exc:
         log.error("control socket: cannot encode a reply as JSON: %s", exc)
-        text = json.dumps(_error_reply(message.get("id"), f"reply is not valid JSON: {exc}"))
+        request_id = message.get("id")
+        try:
+            _strict_dumps(request_id)
+        except (TypeError, ValueError, RecursionError):
+            request_id = None
+        text = _strict_dumps(_error_reply(request_id, f"reply is not valid JSON: {exc}"))
     return text.encode() + b"\n"
 
 

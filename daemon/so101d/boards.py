@@ -2,8 +2,11 @@
 
 Three ways to decide: the user names them (a serial number or a device path), the user
 unplugs one board and we see which vanished, or the servos say (a leader is powered at
-about 5 V, a follower at 7.4 V or 12 V; ``Present_Voltage``). The device list is always a
-parameter, so all of this runs against injected lists and simulated arms.
+about 5 V, a follower at 7.4 V or 12 V; ``Present_Voltage``). Asking the servos writes
+Feetech packets at 1 Mbaud, which can reset or confuse an Arduino or a 3D printer's board,
+so only the CH343 boards of SO-101 arms are asked unprompted (:func:`plan_probes`). The
+device list is always a parameter, so all of this runs against injected lists and
+simulated arms.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ if TYPE_CHECKING:
 
 ROLES = (Role.LEADER, Role.FOLLOWER)
 WCH_VENDOR = "1a86"  # the servo boards of SO-101 arms: WCH CH343 or CH340
-KNOWN_BOARDS = {("1a86", "55d3"): "WCH CH343", ("1a86", "7523"): "WCH CH340"}
+CH343 = (WCH_VENDOR, "55d3")  # the board SO-101 arms ship with
+CH340 = (WCH_VENDOR, "7523")  # also on some servo boards, and on countless Arduinos
+KNOWN_BOARDS = {CH343: "WCH CH343", CH340: "WCH CH340"}
 LEADER_MAX_V = 6.0
 FOLLOWER_MIN_V = 6.5
 MOTOR_IDS = range(1, 7)
@@ -66,10 +71,14 @@ def devices_from_json(text: str) -> list[UsbSerialDevice]:
     return devices
 
 
+def usb_id(device: UsbSerialDevice) -> tuple[str, str]:
+    return device.vendor_id.lower(), device.product_id.lower()
+
+
 def board_name(device: UsbSerialDevice) -> str:
-    usb_id = f"{device.vendor_id}:{device.product_id}"
-    known = KNOWN_BOARDS.get((device.vendor_id.lower(), device.product_id.lower()))
-    return f"{known} ({usb_id})" if known else usb_id
+    known = KNOWN_BOARDS.get(usb_id(device))
+    text = f"{device.vendor_id}:{device.product_id}"
+    return f"{known} ({text})" if known else text
 
 
 # -- by the user's word ------------------------------------------------------------------
@@ -154,12 +163,43 @@ class VoltageReading:
         return f"{self.volts:.1f} V: {role}"
 
 
+@dataclass(frozen=True)
+class ProbePlan:
+    probe: list[UsbSerialDevice]  # boards whose servos may be asked
+    left_alone: list[UsbSerialDevice]  # WCH boards that may not be servo boards at all
+
+
+def plan_probes(
+    devices: Sequence[UsbSerialDevice],
+    named: Sequence[str],
+    ask: Callable[[UsbSerialDevice], bool],
+) -> ProbePlan:
+    """Which boards to ask for their servos' voltage.
+
+    A CH343 (the SO-101 arms' board) is asked; so is any board the person ``named`` (serial
+    or path, e.g. an arm's CH340 board). Another WCH board is asked only when ``ask(board)``
+    says yes (the person, in a terminal: never implied by ``--yes``). Boards of other
+    makers are no servo boards and are left out.
+    """
+    chosen = [find_device(devices, key) for key in named]
+    plan = ProbePlan([], [])
+    for device in devices:
+        if device in chosen or usb_id(device) == CH343:
+            plan.probe.append(device)
+        elif device.vendor_id.lower() == WCH_VENDOR:
+            (plan.probe if ask(device) else plan.left_alone).append(device)
+    return plan
+
+
 def read_supply_voltage(port: str) -> float | None:
-    """Median ``Present_Voltage`` (volts) of the servos answering on ``port``; None if none do."""
+    """Median ``Present_Voltage`` (volts) of the servos answering on ``port``; None if none do.
+
+    The port is opened without raising DTR or RTS, which reset some boards.
+    """
     from so101d.feetech import BusError, FeetechBus, ServoError
 
     volts = []
-    with FeetechBus(port) as bus:
+    with FeetechBus(port, raise_dtr_rts=False) as bus:
         for motor in MOTOR_IDS:
             try:
                 volts.append(bus.read("Present_Voltage", motor) / 10)
@@ -175,13 +215,11 @@ def measure_voltages(
     devices: Sequence[UsbSerialDevice],
     read: Callable[[str], float | None] = read_supply_voltage,
 ) -> list[VoltageReading]:
-    """Ask the servos behind each WCH board (other USB serial devices are left alone)."""
+    """Ask the servos behind each of ``devices`` (see :func:`plan_probes` for which)."""
     from so101d.feetech import BusError
 
     readings = []
     for device in devices:
-        if device.vendor_id.lower() != WCH_VENDOR:
-            continue
         try:
             readings.append(VoltageReading(device, read(device.device_node)))
         except BusError as exc:
@@ -278,7 +316,7 @@ def system_notices(root: Path, devices: Iterable[UsbSerialDevice]) -> list[str]:
     notices = []
     brltty = _active_brltty_rules(root)
     if (root / "usr/bin/brltty").exists() or brltty:
-        ch340 = any((d.vendor_id, d.product_id) == ("1a86", "7523") for d in devices)
+        ch340 = any(usb_id(d) == CH340 for d in devices)
         rules = f" (udev rules: {', '.join(brltty)})" if brltty else ""
         notices.append(
             f"warning: brltty is installed{rules}. It can claim USB serial boards"
@@ -292,6 +330,22 @@ def system_notices(root: Path, devices: Iterable[UsbSerialDevice]) -> list[str]:
             "sudo systemctl disable --now ModemManager"
         )
     return notices
+
+
+def group_notice(root: Path, group: str) -> str | None:
+    """A warning when ``group``, which the rules give the boards to, does not exist under
+    ``root``: udev would then leave the nodes to its defaults (``root:dialout``)."""
+    try:
+        lines = (root / "etc/group").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if any(line.split(":", 1)[0] == group for line in lines):
+        return None
+    return (
+        f"warning: the group {group!r} does not exist here, so udev leaves the boards "
+        f"root:dialout until it does (deploy/install.sh creates it: sudo groupadd --system "
+        f"{group}), or pass --group"
+    )
 
 
 def _active_brltty_rules(root: Path) -> list[str]:

@@ -30,6 +30,7 @@ else:
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_SOCKET_PATH",
     "JOINTS",
     "ArmConfig",
     "Config",
@@ -37,9 +38,11 @@ __all__ = [
     "PairConfig",
     "load_config",
     "parse_config",
+    "socket_despite_errors",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/so101d/config.toml")
+DEFAULT_SOCKET_PATH = Path("/run/so101d/api.sock")
 TEMPLATE = "deploy/config.example.toml"
 STOP_POLICIES = ("release", "hold", "rest")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -75,6 +78,7 @@ class PairConfig:
     rest_pose: dict[str, float] | None  # degrees from the calibrated middle, per joint
     bus_timeout_ms: float
     baudrate: int
+    stall_timeout_s: float  # no progress for this long: the supervisor restarts the pair
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,11 @@ _PAIR_NUMBERS: dict[str, tuple[float, _Range]] = {
     "bus_timeout_ms": (25, _Range(0, 1000, low_open=True)),
 }
 _RESUME_BELOW_MAX_C = 10
+# A pair is restarted after this long without progress; by default long enough for many
+# bus timeouts in a row (a precheck of a silent arm times out once per motor).
+_STALL_DEFAULT_MIN_S = 5.0
+_STALL_DEFAULT_TIMEOUTS = 20
+_STALL_TIMEOUT = _Range(0, 600, low_open=True)
 _TEMPERATURE = _Range(0, 100)
 _JOINT_DEGREES = _Range(-180, 180)
 _MOTOR_ID = _Range(0, MAX_ID)
@@ -183,13 +192,25 @@ def parse_config(text: str, path: Path) -> Config:
     return _read_config(_Table(document, "", path))
 
 
+def socket_despite_errors(path: str | Path) -> Path | None:
+    """The control socket the file at ``path`` sets (the default when it sets none), read on
+    its own so that a mistake elsewhere in the file does not hide it; None when the file is
+    not readable TOML or its ``socket`` is not a usable string."""
+    path = Path(path)
+    try:
+        top = _Table(tomllib.loads(path.read_text(encoding="utf-8")), "", path)
+        return _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), path.parent)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ConfigError):
+        return None
+
+
 # -- the schema ----------------------------------------------------------------------------
 
 
 def _read_config(top: _Table) -> Config:
     base = top.path.parent
     calibration_dir = _resolve(top.text("calibration_dir", "/var/lib/so101d/calibration"), base)
-    socket = _resolve(top.text("socket", "/run/so101d/api.sock"), base)
+    socket = _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), base)
     stats_interval_s = top.number("stats_interval_s", 5.0, _STATS_INTERVAL)
     log_level = top.choice("log_level", "info", LOG_LEVELS)
     if not top.has("pair"):
@@ -221,6 +242,11 @@ def _read_pair(name: str, table: _Table) -> PairConfig:
     resume_temperature = table.number(
         "resume_temperature_c", max_temperature - _RESUME_BELOW_MAX_C, _TEMPERATURE
     )
+    stall_timeout_s = table.number(
+        "stall_timeout_s",
+        max(_STALL_DEFAULT_MIN_S, _STALL_DEFAULT_TIMEOUTS * numbers["bus_timeout_ms"] / 1000),
+        _STALL_TIMEOUT,
+    )
     stop_policy = table.choice("stop_policy", "release", STOP_POLICIES)
     rest_table = table.optional_table("rest_pose")
     baudrate = table.integer("baudrate", 1_000_000, _ABOVE_ZERO)
@@ -236,6 +262,7 @@ def _read_pair(name: str, table: _Table) -> PairConfig:
         stop_policy=stop_policy,
         rest_pose=_read_rest_pose(table, stop_policy, rest_table),
         baudrate=baudrate,
+        stall_timeout_s=stall_timeout_s,
         **numbers,
     )
 

@@ -99,6 +99,8 @@ class PairRunner(threading.Thread):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
+        self._stop_reason = "daemon stopping"
+        self._arms: tuple[Arm, ...] = ()  # the open arms of the session, for abandon()
         self.gate = MotionGate()
         self._port_lock = threading.Lock()  # opening the follower vs an e-stop reaching it
         self._follower_guard: ArmGuard | None = None
@@ -144,9 +146,32 @@ class PairRunner(threading.Thread):
             self._backoff_level = 0
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "daemon stopping") -> None:
+        self._stop_reason = reason
         self._stopping = True
         self._wake.set()
+
+    def abandon(self) -> None:
+        """Stop, and close the session's buses under the thread, so that a call it is
+        blocked in fails (it waits only for a transaction already on the wire). For a
+        runner that stopped making progress; it never reopens them."""
+        self.stop(self._stop_reason)
+        for arm in self._arms:
+            arm.close()
+
+    def successor(self) -> PairRunner:
+        """A fresh runner for this pair, not started, sharing its motion gate (a pause or an
+        emergency stop stays in force); for replacing this one when it stopped making
+        progress."""
+        fresh = PairRunner(
+            self.config,
+            self.calibration_dir,
+            stats_interval_s=self.stats_interval_s,
+            heartbeat_s=self.heartbeat_s,
+        )
+        fresh.gate = self.gate
+        fresh.restarts = self.restarts + 1
+        return fresh
 
     # -- status ----------------------------------------------------------------------------
 
@@ -204,7 +229,7 @@ class PairRunner(threading.Thread):
                 self._on_fault(PairFault(f"internal error: {exc!r}"))
             if self.gate.closed_reason and not self._stopping:
                 self._wait_while_paused()
-        self._enter(State.STOPPED, "daemon stopping")
+        self._enter(State.STOPPED, self._stop_reason)
 
     def _session(self) -> None:
         ports = (self.config.leader.port, self.config.follower.port)
@@ -229,6 +254,7 @@ class PairRunner(threading.Thread):
         with contextlib.ExitStack() as arms:
             with self._port_lock:
                 leader, follower = arms.enter_context(open_arms(self.config, calibration))
+                self._arms = (leader, follower)
                 guards = (self._guard(leader), self._guard(follower))
                 self._follower_guard = guards[1]
             try:

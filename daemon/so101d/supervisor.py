@@ -1,8 +1,12 @@
 """The daemon process: one thread per pair, device events, the control socket, systemd.
 
-The main thread only keeps time: it publishes ``STATUS=`` when a pair changes and sends
-``WATCHDOG=1`` only while it and every pair thread show recent progress (a pair stuck on its
-bus stops the pings, so systemd restarts us). Signals arrive through a wakeup pipe.
+The main thread only keeps time: it publishes ``STATUS=`` when a pair changes, and restarts
+on its own a pair that shows no progress for its ``stall_timeout_s`` (a bus call that never
+returns): the runner is asked to stop, then its buses are closed under it, and a fresh
+runner takes the pair over, while every other pair carries on. ``WATCHDOG=1`` goes out on
+every tick unless a pair cannot be restarted (its thread holds on to its bus), so systemd
+restarts the process only when the main loop itself is stuck or a restart failed. Signals
+arrive through a wakeup pipe.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import logging
 import os
 import select
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +33,12 @@ log = logging.getLogger("so101d")
 
 DEFAULT_TICK_S = 1.0
 STOP_TIMEOUT_S = REST_MOVE_TIMEOUT_S + 4.0  # the longest stop move, its torque off, and slack
+STALL_GRACE_S = 2.0  # a stalled runner may stop by itself (stop policy and all) this long
+RELEASE_TIMEOUT_S = 10.0  # then, its buses closed under it, it must be gone within this
+FIRST_RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 30.0
+STABLE_RUN_S = 60.0  # a runner that lasted this long starts the restart delays over
+HEARTBEATS_PER_STALL = 4  # a waiting pair beats this often within its stall timeout
 
 
 class Supervisor:
@@ -41,10 +52,14 @@ class Supervisor:
                 pair,
                 config.calibration_dir,
                 stats_interval_s=config.stats_interval_s,
-                heartbeat_s=self.tick_s / 2,
+                heartbeat_s=min(self.tick_s / 2, pair.stall_timeout_s / HEARTBEATS_PER_STALL),
             )
             for name, pair in config.pairs.items()
         }
+        self._runners_lock = threading.Lock()  # runner swaps against control requests
+        self._restarts: dict[str, PairRestart] = {}
+        self._restart_level = dict.fromkeys(self.runners, 0)
+        self._started_at: dict[str, float] = {}
         ports = [arm.port for pair in config.pairs.values() for arm in (pair.leader, pair.follower)]
         self.watcher = DeviceWatcher(ports, self._devices_changed)
         self.api = ApiServer(
@@ -83,7 +98,7 @@ class Supervisor:
         )
         self.watcher.start()
         for runner in self.runners.values():
-            runner.start()
+            self._start(runner)
         self._last_status = self._status_line()
         self.notifier.ready(self._last_status)
         try:
@@ -103,27 +118,75 @@ class Supervisor:
             self._stopping = True
 
     def _tick(self) -> None:
+        self._look_after_pairs()
         line = self._status_line()
         if line != self._last_status:
             self._last_status = line
             self.notifier.status(line)
-        if self.watchdog_s is not None and self._all_progressing():
+        if self.watchdog_s is not None and not self._unrestartable():
             self.notifier.watchdog()
 
-    def _all_progressing(self) -> bool:
-        stale_after = self.watchdog_s or DEFAULT_TICK_S
-        for runner in self.runners.values():
-            if not runner.is_alive() or runner.heartbeat_age() > stale_after:
-                log.warning(
-                    "%s: no progress for %.1f s; withholding the watchdog ping",
-                    runner.config.name,
-                    runner.heartbeat_age(),
+    # -- restarting a pair that stopped making progress ------------------------------------
+
+    def _look_after_pairs(self) -> None:
+        for name, runner in list(self.runners.items()):
+            restart = self._restarts.get(name)
+            if restart is None:
+                if (reason := stall_reason(runner)) is not None:
+                    self._begin_restart(name, runner, reason)
+            elif restart.finished:
+                del self._restarts[name]
+
+    def _begin_restart(self, name: str, runner: PairRunner, reason: str) -> None:
+        if time.monotonic() - self._started_at.get(name, 0.0) >= STABLE_RUN_S:
+            self._restart_level[name] = 0
+        level = self._restart_level[name]
+        self._restart_level[name] = level + 1
+        delay = min(MAX_RESTART_DELAY_S, FIRST_RESTART_DELAY_S * 2**level)
+        log.warning("%s: %s; restarting the pair (its thread and its buses)", name, reason)
+        restart = PairRestart(runner, reason, delay, self._install)
+        self._restarts[name] = restart
+        restart.start()
+
+    def _install(self, old: PairRunner, reason: str) -> None:
+        """Put a fresh runner in ``old``'s place and start it (from the restart's thread)."""
+        with self._runners_lock:
+            if self._stopping:
+                return
+            fresh = old.successor()
+            self.runners[old.config.name] = fresh
+            self._start(fresh)
+        log.info(
+            "%s: restarted after %s (%d restarts so far)", old.config.name, reason, fresh.restarts
+        )
+
+    def _start(self, runner: PairRunner) -> None:
+        self._started_at[runner.config.name] = time.monotonic()
+        runner.start()
+
+    def _unrestartable(self) -> bool:
+        """True while a pair could not be restarted: then the watchdog must fire."""
+        stuck = [restart for restart in self._restarts.values() if restart.stuck]
+        for restart in stuck:
+            if not restart.reported:
+                restart.reported = True
+                log.error(
+                    "%s cannot be restarted: its thread still holds on %.0f s after its buses "
+                    "were closed; %s",
+                    restart.old.config.name,
+                    RELEASE_TIMEOUT_S,
+                    "withholding the watchdog ping, so systemd restarts so101d"
+                    if self.watchdog_s is not None
+                    else "restart so101d (systemctl restart lerobot)",
                 )
-                return False
-        return True
+        return bool(stuck)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        with self._runners_lock:
+            self._stopping = True
+        for restart in self._restarts.values():
+            restart.cancel()
         for runner in self.runners.values():
             runner.stop()
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -153,26 +216,33 @@ class Supervisor:
         }
 
     def _pause(self, params: dict[str, Any]) -> dict[str, Any]:
-        chosen = self._chosen(params)
-        for runner in chosen:
-            runner.pause()
+        with self._runners_lock:
+            chosen = self._chosen(params)
+            for runner in chosen:
+                runner.pause()
         return {"paused": [r.config.name for r in chosen]}
 
     def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
-        chosen = self._chosen(params)
-        for runner in chosen:
-            runner.resume()
+        with self._runners_lock:
+            chosen = self._chosen(params)
+            for runner in chosen:
+                runner.resume()
         return {"resumed": [r.config.name for r in chosen]}
 
     def _estop(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Torque off on every follower from this thread, read back before the reply."""
+        """Torque off on every follower from this thread, read back before the reply.
+
+        The runners are copied under the lock, and released outside it: a restart that
+        swaps a runner meanwhile shares its gate, so the e-stop stays latched."""
+        with self._runners_lock:
+            runners = dict(self.runners)
         log.warning("emergency stop requested: every follower's torque goes off")
-        released = {name: runner.emergency_stop() for name, runner in self.runners.items()}
+        released = {name: runner.emergency_stop() for name, runner in runners.items()}
         for name, release in released.items():
             level = logging.WARNING if release.ok else logging.ERROR
             log.log(level, "%s: emergency stop: %s", name, release.describe())
         return {
-            "stopped": list(self.runners),
+            "stopped": list(runners),
             "pairs": {name: release.as_dict() for name, release in released.items()},
         }
 
@@ -191,6 +261,80 @@ def _frame(name: str) -> Frame:
     except ValueError:
         known = ", ".join(frame.value for frame in Frame)
         raise ApiError(f"unknown frame {name!r}; frames: {known}") from None
+
+
+def stall_reason(runner: PairRunner) -> str | None:
+    """Why ``runner`` needs restarting (its thread ended, or shows no progress), or None."""
+    if not runner.is_alive():
+        return f"its thread ended ({runner.state}: {runner.reason})"
+    age = runner.heartbeat_age()
+    if age > runner.config.stall_timeout_s:
+        return f"no progress for {age:.1f} s while {runner.state} ({runner.reason})"
+    return None
+
+
+class PairRestart:
+    """Replacing one stalled runner, in a thread of its own so the main loop never waits.
+
+    The runner is asked to stop (its stop policy applies if it can); after ``grace_s`` its
+    buses are closed under it, and it must be gone within ``release_s`` more. Only then,
+    after ``delay_s``, does ``install(old, reason)`` start a fresh runner, so two threads
+    never drive one pair. :attr:`stuck` turns True when the old runner would not let go.
+    """
+
+    def __init__(
+        self,
+        old: PairRunner,
+        reason: str,
+        delay_s: float,
+        install: Callable[[PairRunner, str], None],
+        *,
+        grace_s: float = STALL_GRACE_S,
+        release_s: float = RELEASE_TIMEOUT_S,
+    ) -> None:
+        self.old, self.reason = old, reason
+        self.reported = False  # the supervisor said it is stuck
+        self._delay_s, self._install = delay_s, install
+        self._grace_s, self._release_s = grace_s, release_s
+        self._deadline = time.monotonic() + grace_s + release_s
+        self._released = threading.Event()
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"restart-{old.config.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Do not start a fresh runner (the daemon is stopping)."""
+        self._cancelled.set()
+
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
+
+    @property
+    def stuck(self) -> bool:
+        return not self._released.is_set() and time.monotonic() > self._deadline
+
+    def _run(self) -> None:
+        old = self.old
+        old.stop(f"restarting: {self.reason}")
+        old.join(self._grace_s)
+        if old.is_alive():
+            log.warning(
+                "%s: still stuck after %.0f s; closing its buses under it",
+                old.config.name,
+                self._grace_s,
+            )
+            old.abandon()  # waits for a transaction already on the wire
+            old.join(max(0.0, self._deadline - time.monotonic()))
+        if old.is_alive():
+            return
+        self._released.set()
+        if not self._cancelled.wait(self._delay_s):
+            self._install(old, self.reason)
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 A board is matched by vendor and product ID plus either its USB serial number
 (``ID_SERIAL_SHORT``, follows the board to any port) or its physical port (``ID_PATH``, for
 boards without a usable serial number). Each match adds a ``/dev/<link>`` symlink, tells
-ModemManager to keep away and keeps the node ``root:dialout 0660``.
+ModemManager to keep away and gives the node to the service's own group (``root:so101d
+0660``), not to ``dialout``: everyone in ``dialout`` (the Pi's default user) could otherwise
+drive the follower.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 from so101d.deploy import fill_template
 
 RULES_DIR = Path("/etc/udev/rules.d")
+SERVICE_GROUP = "so101d"
+BOARD_MODE = "0660"
+GROUP_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
 
 # Characters udev keeps in ID_* values (it replaces the rest), minus glob characters.
 _VALUE = re.compile(r"[0-9A-Za-z#+\-.:=@_]+")
@@ -60,13 +65,17 @@ def rules_file_name(pair: str | None) -> str:
     return "70-so101d.rules" if pair is None else f"70-so101d-{pair}.rules"
 
 
-def render_rules(template: str, rules: Sequence[LinkRule]) -> str:
+def render_rules(template: str, rules: Sequence[LinkRule], group: str = SERVICE_GROUP) -> str:
+    """The rules file: each board's rule, its node owned by ``group``."""
     if len({rule.link for rule in rules}) != len(rules):
         raise ValueError("two boards cannot share one link name")
-    return fill_template(template, {"BOARDS": "\n\n".join(_render_rule(r) for r in rules)})
+    if not GROUP_NAME.fullmatch(group):
+        raise ValueError(f"invalid group name {group!r}")
+    boards = "\n\n".join(_render_rule(rule, group) for rule in rules)
+    return fill_template(template, {"BOARDS": boards})
 
 
-def _render_rule(rule: LinkRule) -> str:
+def _render_rule(rule: LinkRule, group: str) -> str:
     matches = [
         f'ENV{{ID_VENDOR_ID}}=="{rule.vendor_id}"',
         f'ENV{{ID_MODEL_ID}}=="{rule.product_id}"',
@@ -75,8 +84,8 @@ def _render_rule(rule: LinkRule) -> str:
     actions = [
         f'SYMLINK+="{rule.link}"',
         'ENV{ID_MM_DEVICE_IGNORE}="1"',
-        'GROUP="dialout"',
-        'MODE="0660"',
+        f'GROUP="{group}"',
+        f'MODE="{BOARD_MODE}"',
     ]
     return f"# {rule.link}: {rule.description}\n" + ", ".join(matches + actions)
 

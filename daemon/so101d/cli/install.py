@@ -19,9 +19,12 @@ from so101d.boards import (
     assign_by_keys,
     assign_by_unplug,
     assign_by_voltage,
+    board_name,
     devices_from_json,
+    group_notice,
     link_names,
     measure_voltages,
+    plan_probes,
     render_table,
     rule_for,
     system_notices,
@@ -65,7 +68,8 @@ def _register_udev(subparsers: Subparsers) -> None:
         "follower's, and write udev rules that name them /dev/so101_leader and "
         "/dev/so101_follower (or /dev/so101_<PAIR>_leader... with --pair). Decides by "
         "--leader/--follower; else by the servos' supply voltage (leader ~5 V, follower "
-        "~7.4 or 12 V); else, in a terminal, by asking you to unplug a board.",
+        "~7.4 or 12 V; only CH343 boards are asked unless --probe names another); else, "
+        "in a terminal, by asking you to unplug a board.",
     )
     parser.add_argument("--leader", metavar="BOARD", help="the leader's board: serial or path")
     parser.add_argument("--follower", metavar="BOARD", help="the follower's board: serial or path")
@@ -76,10 +80,26 @@ def _register_udev(subparsers: Subparsers) -> None:
         "(default: voltage, then unplugging when that cannot decide)",
     )
     parser.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="BOARD",
+        help="also ask the servos behind this board (serial or path) for their voltage. "
+        "Only the CH343 boards of SO-101 arms (1a86:55d3) are asked unprompted: another WCH "
+        "board (a CH340 may be an Arduino or a 3D printer) is asked about in a terminal, "
+        "even with --yes, and left alone otherwise",
+    )
+    parser.add_argument(
         "--pair",
         metavar="NAME",
         help="for several pairs: name the links so101_NAME_leader/so101_NAME_follower, "
         "in their own rules file; identify one pair per run",
+    )
+    parser.add_argument(
+        "--group",
+        default=DEFAULT_USER,
+        help=f"the group that owns the boards' device nodes: the service's own group "
+        f"(default: {DEFAULT_USER}), never dialout, whose members could drive the arms",
     )
     parser.add_argument("--list", action="store_true", help="only show the boards")
     parser.add_argument("--yes", "-y", action="store_true", help="write without asking")
@@ -142,7 +162,7 @@ def _identify(
     if args.by == "unplug":
         return _by_unplug(args)
     try:
-        return _by_voltage(devices)
+        return _by_voltage(devices, args.probe)
     except IdentifyError as exc:
         if args.by == "voltage" or not sys.stdin.isatty() or args.devices_from:
             raise
@@ -150,9 +170,17 @@ def _identify(
         return _by_unplug(args)
 
 
-def _by_voltage(devices: Sequence[UsbSerialDevice]) -> dict[Role, UsbSerialDevice]:
+def _by_voltage(
+    devices: Sequence[UsbSerialDevice], named: Sequence[str]
+) -> dict[Role, UsbSerialDevice]:
+    plan = plan_probes(devices, named, _may_probe)
+    for device in plan.left_alone:
+        print(
+            f"left alone: {device.device_node} ({board_name(device)}) is not the CH343 board of "
+            f"SO-101 arms; if it is an arm's board: --probe {device.device_node}"
+        )
     print("asking the servos for their supply voltage (leader ~5 V, follower ~7.4 or 12 V):")
-    readings = measure_voltages(devices)
+    readings = measure_voltages(plan.probe)
     for reading in readings:
         print(f"  {reading.device.device_node}: {reading.describe()}")
     return assign_by_voltage(readings)
@@ -168,6 +196,14 @@ def _by_unplug(args: argparse.Namespace) -> dict[Role, UsbSerialDevice]:
     return assign_by_unplug(list_usb_serial_devices, _ask)
 
 
+def _may_probe(device: UsbSerialDevice) -> bool:
+    return _confirm(
+        f"{device.device_node} is a {board_name(device)}, not the CH343 board of SO-101 arms. "
+        "Asking it for servo voltages writes packets at 1 Mbaud, which can reset or confuse "
+        "an Arduino or a 3D printer. Is it an arm's board?"
+    )
+
+
 def _ask(prompt: str) -> str:
     try:
         return input(prompt)
@@ -176,12 +212,19 @@ def _ask(prompt: str) -> str:
 
 
 def _write_rules(args: argparse.Namespace, board_rules: Sequence[BoardRule]) -> int:
-    text = render_rules(read_template(RULES_TEMPLATE), [b.rule for b in board_rules])
+    try:
+        text = render_rules(
+            read_template(RULES_TEMPLATE), [b.rule for b in board_rules], args.group
+        )
+    except ValueError as exc:
+        return _fail("install-udev", str(exc))
     if problems := lint_rules(text):
         return _fail("install-udev", "generated rules fail the lint:\n" + "\n".join(problems))
     for board in board_rules:
         if board.note:
             print(f"warning: {board.note}", file=sys.stderr)
+    if notice := group_notice(args.root or Path("/"), args.group):
+        print(notice, file=sys.stderr)
     if args.dry_run:
         print(text, end="")
         return 0

@@ -11,11 +11,13 @@ from typing import Any, TypeAlias
 
 from so101d.api import ApiClient, ApiError, DaemonNotRunning
 from so101d.cli.config import add_config_option
-from so101d.config import ConfigError, load_config
+from so101d.config import DEFAULT_SOCKET_PATH, ConfigError, load_config, socket_despite_errors
 from so101d.frames import Frame
 
-DEFAULT_SOCKET = Path("/run/so101d/api.sock")
 EXIT_NOT_RUNNING = 3  # as `systemctl status` for a stopped unit
+# Commands that only read or stop still try the socket when the config has an error (an
+# emergency stop must not wait for a config fix); `resume` could start motion, so it refuses.
+_DESPITE_CONFIG_ERRORS = ("status", "pause", "estop")
 
 Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -44,23 +46,55 @@ def register(subparsers: Parsers) -> None:
 def _add(subparsers: Parsers, name: str, help_text: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(name, help=help_text)
     add_config_option(parser)
-    parser.add_argument("--socket", help="control socket (default: from the config)")
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        metavar="PATH",
+        help="the daemon's control socket: reach it directly, without reading the config "
+        "(default: the config's socket)",
+    )
     return parser
 
 
-def socket_path(args: argparse.Namespace) -> Path:
+def socket_path(args: argparse.Namespace, command: str) -> Path | None:
+    """The socket to call: ``--socket``, else the config's. On a config error, say so with the
+    socket it names (or the default, as a guess), and return that socket only for commands
+    that merely read or stop (None for ``resume``, which could start motion)."""
     if args.socket:
         return Path(args.socket)
     try:
         return load_config(args.config).socket
-    except ConfigError:
-        return DEFAULT_SOCKET
+    except ConfigError as exc:
+        print(f"so101d {command}: {exc}", file=sys.stderr)
+        named = socket_despite_errors(args.config)
+        socket = named or DEFAULT_SOCKET_PATH
+        where = (
+            f"the config's control socket is {socket}"
+            if named
+            else f"the config's control socket cannot be read; the default is {socket}"
+        )
+        if command in _DESPITE_CONFIG_ERRORS:
+            print(
+                f"so101d {command}: {where}: trying it anyway "
+                "(another one? --socket PATH reaches it directly)",
+                file=sys.stderr,
+            )
+            return socket
+        print(
+            f"so101d {command}: {where}; fix the config (so101d config check), or reach "
+            f"the daemon directly: so101d {command} --socket {socket}",
+            file=sys.stderr,
+        )
+        return None
 
 
 def ask_daemon(args: argparse.Namespace, method: str, **params: Any) -> tuple[int, Any]:
     """The daemon's reply as ``(0, result)``, or an exit code after printing why not."""
+    socket = socket_path(args, method)
+    if socket is None:
+        return 1, None
     try:
-        return 0, ApiClient(socket_path(args)).call(method, **params)
+        return 0, ApiClient(socket).call(method, **params)
     except DaemonNotRunning as exc:
         print(exc, file=sys.stderr)
         return EXIT_NOT_RUNNING, None

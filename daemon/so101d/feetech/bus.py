@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import math
 import select
 import termios
@@ -66,6 +67,7 @@ class FeetechBus:
         baudrate: int = DEFAULT_BAUDRATE,
         timeout: float = DEFAULT_TIMEOUT,
         exclusive: bool = True,
+        raise_dtr_rts: bool = True,
     ) -> None:
         if baudrate not in BAUD_RATES.values():
             raise ValueError(
@@ -75,6 +77,7 @@ class FeetechBus:
         self.baudrate = baudrate
         self.timeout = timeout
         self.exclusive = exclusive
+        self.raise_dtr_rts = raise_dtr_rts
         self._serial: serial.Serial | None = None
         self._poller: select.poll | None = None
         self._lock = threading.Lock()
@@ -82,19 +85,32 @@ class FeetechBus:
     # -- lifecycle -----------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open the port with an exclusive lock; raise PortGone or PortBusy on failure."""
+        """Open the port; raise PortGone, or PortBusy when another process holds it.
+
+        ``exclusive`` holds the port two ways: pyserial's ``flock`` (which cooperating tools
+        honour) and ``TIOCEXCL``, with which the kernel refuses every other open with EBUSY
+        (except by root), so LeRobot or a serial terminal cannot write to a running arm.
+        ``raise_dtr_rts`` False keeps pyserial from raising DTR and RTS (it clears them
+        instead): for probing boards that may not be servo buses at all.
+        """
         with self._lock:
             if self._serial is not None:
                 return
+            ser = serial.Serial(
+                None,
+                baudrate=self.baudrate,
+                timeout=0,
+                write_timeout=_WRITE_TIMEOUT,
+                exclusive=self.exclusive,
+            )
+            ser.dtr = ser.rts = self.raise_dtr_rts
+            ser.port = self.port
             try:
-                ser = serial.Serial(
-                    self.port,
-                    baudrate=self.baudrate,
-                    timeout=0,
-                    write_timeout=_WRITE_TIMEOUT,
-                    exclusive=self.exclusive,
-                )
+                ser.open()
+                if self.exclusive:
+                    fcntl.ioctl(ser.fileno(), termios.TIOCEXCL)
             except (OSError, ValueError) as exc:
+                ser.close()
                 raise self._open_error(exc) from exc
             poller = select.poll()
             poller.register(ser.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
@@ -329,19 +345,28 @@ class FeetechBus:
 
     def _drop_serial(self) -> None:
         ser, self._serial, self._poller = self._serial, None, None
-        if ser is not None:
-            with contextlib.suppress(OSError, termios.error):  # already gone: nothing to release
-                ser.close()
+        if ser is None:
+            return
+        if self.exclusive:
+            # The kernel keeps TIOCEXCL after our close while anyone else has the tty open.
+            with contextlib.suppress(OSError, ValueError):
+                fcntl.ioctl(ser.fileno(), termios.TIOCNXCL)
+        with contextlib.suppress(OSError, termios.error):  # already gone: nothing to release
+            ser.close()
 
     def _open_error(self, exc: BaseException) -> BusError:
         code = getattr(exc, "errno", None)
         text = str(exc)
-        if code == errno.EAGAIN or "exclusively lock" in text:
+        if code in (errno.EAGAIN, errno.EBUSY) or "exclusively lock" in text:
             return PortBusy(
                 self.port, "another process holds this port (is so101d already running?)"
             )
         if code == errno.EACCES or "Permission denied" in text:
-            return PortGone(self.port, "permission denied: add this user to the 'dialout' group")
+            return PortGone(
+                self.port,
+                "permission denied: so101d's udev rules give the boards to the group "
+                "'so101d': join it (sudo usermod -aG so101d $USER, then log in again)",
+            )
         if code == errno.ENOENT or "No such file" in text:
             return PortGone(self.port, "no such device (is the board plugged in?)")
         return PortGone(self.port, f"cannot open: {text}")
