@@ -327,8 +327,8 @@ class PairRunner(threading.Thread):
         if policy == "hold":
             self.log.info("follower holds its position (stop_policy = hold)")
             return
-        if policy == "rest" and exc is None:
-            self._rest(loop)
+        if policy == "rest" and (exc is None or isinstance(exc, MotionRefused)):
+            self._rest(loop)  # a pause that closed the gate mid-cycle is still a plain stop
         released = loop.guard.release()
         self._release_pending = not released.ok
         log = self.log.info if released.ok else self.log.warning
