@@ -24,7 +24,7 @@ class FakeServo:
     answers: bool = True
     torque_sticks: bool = True  # False: Torque_Enable writes are acknowledged but ignored
     goal_sticks: bool = True
-    faults: ServoFault = ServoFault.VOLTAGE & 0
+    faults: ServoFault = field(default_factory=lambda: ServoFault(0))
 
 
 @dataclass
@@ -79,10 +79,14 @@ class FakeBus:
 
     def read_bytes(self, motor: int, address: int, length: int, label: str | None = None) -> bytes:
         servo = self._servo(motor, label or "telemetry")
-        data = bytearray()
-        for name in ("Present_Load", "Present_Voltage", "Present_Temperature"):
-            data += register(name).encode(servo.registers.get(name, 0))
-        data += bytes(length - len(data))
+        data = bytearray(length)
+        for name, value in servo.registers.items():
+            reg = register(name)
+            if address <= reg.address and reg.address + reg.size <= address + length:
+                start = reg.address - address
+                data[start : start + reg.size] = reg.encode(value)
+        if servo.faults:
+            raise ServoError(self.port, {motor: servo.faults}, {motor: bytes(data)}, {}, label)
         return bytes(data)
 
     def ping(self, motor: int) -> ServoFault:

@@ -185,3 +185,26 @@ def test_status_publishes_joint_positions_in_a_chosen_frame(
     wait_for(published_equals_converted, timeout=10)
     shown = so101d("status", "--frame", "lerobot", "--config", str(daemon.config)).stdout
     assert "follower" in shown and "(lerobot)" in shown
+
+
+def test_servo_settings_are_set_as_lerobot_sets_them(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    for motor in MOTORS.values():  # a servo left in wheel mode, with a multi-turn Phase bit
+        pair.follower.servo(motor).set("Operating_Mode", 1)
+        pair.follower.servo(motor).set("Phase", pair.follower.servo(motor).get("Phase") | 0x10)
+    daemon = in_teleop(pair, start_daemon)
+    follower = pair.follower
+    for motor in MOTORS.values():
+        servo = follower.servo(motor)
+        assert (servo.get("Operating_Mode"), servo.get("Phase") & 0x10) == (0, 0)
+        assert [servo.get(r) for r in ("P_Coefficient", "I_Coefficient", "D_Coefficient")] == [
+            16,
+            0,
+            32,
+        ]
+    gripper = follower.servo(MOTORS["gripper"])
+    limits = ("Max_Torque_Limit", "Protection_Current", "Overload_Torque")
+    assert [gripper.get(name) for name in limits] == [500, 250, 25]
+    assert "setting servo settings as LeRobot does" in daemon.log
+    assert "Operating_Mode 1 -> 0" in daemon.log
