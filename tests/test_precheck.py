@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from so101d.feetech import FeetechBus
+from so101d.feetech import FeetechBus, register
+from so101d.feetech.protocol import Packet
 from so101d.sim import Fault, VirtualArm
+from so101d.sim.wire import Reply
 from tests.commands import so101d
 from tests.daemon_harness import PairSetup, torque_enabled
 
@@ -69,3 +71,34 @@ def test_an_unknown_pair_is_a_usage_error(setup: tuple[PairSetup, Path]) -> None
     result = so101d("precheck", "--config", str(config), "--pair", "left")
     assert result.returncode == 2
     assert "no pair named 'left'" in result.stderr and "main" in result.stderr
+
+
+def test_an_unreadable_eeprom_is_a_failed_check_never_a_match(
+    setup: tuple[PairSetup, Path],
+) -> None:
+    pair, config = setup
+    limit = bytes((register("Min_Position_Limit").address,))
+
+    def drop_limit_reads(request: Packet, replies: list[Reply]) -> list[Reply]:
+        return [] if request.params[:1] == limit else replies
+
+    pair.follower.tap(drop_limit_reads)
+    result = so101d("precheck", "--config", str(config), "--json")
+    report = json.loads(result.stdout)["main"]
+    eeprom = next(c for c in report["checks"] if c["check"] == "EEPROM = file")
+    assert eeprom["follower"]["status"] == "fail", eeprom
+    assert "EEPROM unreadable" in report["fault"]
+    assert result.returncode == 1
+
+
+def test_a_holding_follower_is_left_holding(setup: tuple[PairSetup, Path]) -> None:
+    pair, config = setup
+    with FeetechBus(pair.follower.link) as bus:
+        for motor in range(1, 7):
+            bus.write("Torque_Enable", motor, 1)
+    before = pair.follower.joint_angles()
+    result = so101d("precheck", "--config", str(config))
+    assert "holding (6/6)" in result.stdout and "keeps holding" in result.stdout
+    assert torque_enabled(pair.follower) == [1] * 6
+    after = pair.follower.joint_angles()
+    assert all(abs(before[j] - after[j]) < 0.5 for j in before)
