@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from so101d.calibration.files import read_calibration
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import DEFAULT_MOTOR_MAP as MOTORS
 from so101d.calibration.model import Role
+from so101d.calibration.store import save_calibration
 from so101d.frames import Frame, convert
 from so101d.sim import Fault
 from tests.commands import so101d
@@ -208,3 +210,40 @@ def test_servo_settings_are_set_as_lerobot_sets_them(
     assert [gripper.get(name) for name in limits] == [500, 250, 25]
     assert "setting servo settings as LeRobot does" in daemon.log
     assert "Operating_Mode 1 -> 0" in daemon.log
+
+
+def test_a_leader_wrist_across_the_encoder_seam_never_turns_the_follower_the_long_way(
+    work: Path, pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    """The leader's wrist_roll homing puts the seam (4095 -> 0) just beside its pose, as a
+    homing pose off the middle does on a real arm; the hand then turns it across, both ways."""
+    wrist = pair.leader.servo(MOTORS["wrist_roll"])
+    pair.leader.set_motion(None)
+    encoder = (wrist.get("Present_Position") + wrist.get("Homing_Offset")) % 4096
+    offset = (encoder - 3900) % 4096
+    offset = offset - 4096 if offset > 2047 else offset
+    leader_file = calibration_path(work / "calibration", Role.LEADER, "main_leader")
+    calibration = read_calibration(leader_file)
+    calibration["wrist_roll"] = replace(
+        calibration["wrist_roll"], homing_offset=offset, range_min=0, range_max=4095
+    )
+    save_calibration(leader_file, calibration)
+    daemon = start_daemon(pair)
+    daemon.wait_state("teleop", timeout=30)
+    assert abs(wrist.get("Present_Position") - 3900) < 5  # the file's homing is in the servo
+    tap = RegisterTap(pair.follower)
+    start = pair.leader.joint_fractions()["wrist_roll"]
+    seen: set[int] = set()
+    for fraction in (start + 0.1, start - 0.1, start + 0.1):
+        pair.leader.hold({"wrist_roll": fraction})
+        while abs(pair.leader.joint_fractions()["wrist_roll"] - fraction) > 0.005:
+            seen.add(wrist.get("Present_Position"))
+            time.sleep(0.005)
+    assert min(seen) < 100 and max(seen) > 4000  # the leader's readings crossed the seam
+    still = len(tap.writes())
+    wait_for(lambda: len(tap.writes()) > still + 100, timeout=20)  # a second of holding
+    goals = [w.values[MOTORS["wrist_roll"]] for w in tap.writes()]
+    assert tap.largest_step() <= one_cycle_ticks(180, 100)
+    assert min(goals) > 3300, min(goals)  # the long way would pass through the low ticks
+    assert max(goals) == round(4095 - 2 * 4096 / 360)  # saturated at the range end
+    assert_clean_log(daemon)
