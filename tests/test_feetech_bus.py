@@ -18,7 +18,8 @@ from so101d.feetech import (
     ServoError,
     ServoFault,
 )
-from so101d.sim import IDEAL, Fault, VirtualArm
+from so101d.feetech.bus import DEFAULT_TIMEOUT
+from so101d.sim import IDEAL, Fault, UsbLatency, VirtualArm
 from tests.arms import PATIENCE, bus_on
 from tests.waiting import wait_for
 
@@ -296,3 +297,37 @@ def test_lerobot_style_open_still_works_alongside_a_closed_bus(follower: Virtual
         pass
     with serial.Serial(follower.link, 1_000_000, timeout=0.1):
         pass
+
+
+# -- USB timing ---------------------------------------------------------------------------
+
+
+def test_a_reply_later_than_the_timeout_is_never_taken_for_the_next_one(
+    follower: VirtualArm, bus: FeetechBus
+) -> None:
+    bus.write("Lock", 2, 0)
+    bus.write("Max_Torque_Limit", 2, 321)
+    # Lands just after our deadline, as a stalled USB adapter delivers it: after the flush
+    # our next request makes, unless the driver waited it out.
+    follower.inject(Fault.LATE_REPLY, count=1, value=PATIENCE + 0.003)
+    with pytest.raises(BusTimeout):
+        bus.read("Max_Torque_Limit", 2)
+    assert bus.read("Model_Number", 2) == 777  # sent at once: not the stale 321
+
+
+def test_timeouts_and_retries_hold_with_the_default_usb_model(tmp_path: Path) -> None:
+    with (
+        VirtualArm("follower", tmp_path / "usb") as follower,
+        FeetechBus(follower.link) as bus,  # the daemon's own timeout
+    ):
+        assert follower.fidelity.usb == UsbLatency()
+        for _ in range(200):
+            assert sorted(bus.sync_read("Present_Position", IDS)) == IDS
+        follower.inject(Fault.MISSING_MOTOR, motor=4)
+        began = time.monotonic()
+        with pytest.raises(BusTimeout, match="motor"):
+            bus.read("Present_Position", 4)
+        assert time.monotonic() - began >= DEFAULT_TIMEOUT
+        follower.clear()
+        assert bus.ping(4) == 0  # the retry gets its own answer
+        assert bus.read("Model_Number", 4) == 777

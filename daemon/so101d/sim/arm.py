@@ -134,7 +134,7 @@ class VirtualArm:
             )
         )
         self._gravity = Gravity(self._variant.stall_torque, enabled=self._fidelity.gravity)
-        self._obstacles: dict[int, float] = {}  # joint index -> angle
+        self._obstacles: dict[int, tuple[float, bool]] = {}  # index -> (angle, joint above it)
         self._handles = {s.slot: VirtualServo(self, s) for s in self._servos}
         self._skew = 0.0  # seconds added to the clock by fast_forward
         self._time = self._now()
@@ -385,7 +385,8 @@ class VirtualArm:
             if position is None:
                 self._obstacles.pop(index, None)
             else:
-                self._obstacles[index] = self._angle_reading(index, position)
+                angle = self._angle_reading(index, position)
+                self._obstacles[index] = (angle, self._servos[index].angle > angle)
 
     def set_travel(self, joint: str, ticks: float) -> None:
         """Move a joint's end stops: ``ticks`` between them, centred on its middle."""
@@ -446,7 +447,7 @@ class VirtualArm:
             "homing_offset": offset,
             "obstacle": None
             if obstacle is None
-            else reported(geometry.present_position(obstacle, offset)),
+            else reported(geometry.present_position(obstacle[0], offset)),
             "held_by_hand": self._plans[index] is not None,
             "torque": t.torque,
             "load_pct": round(t.load, 1),
@@ -596,12 +597,12 @@ class VirtualArm:
         """How far the joint can go now: its end stops, or an obstacle on its way."""
         geometry = self._servos[index].geometry
         lower, upper = geometry.lower_stop, geometry.upper_stop
-        obstacle = self._obstacles.get(index)
-        if obstacle is not None:
-            if self._servos[index].angle <= obstacle:
-                upper = min(upper, obstacle)
+        if index in self._obstacles:
+            angle, above = self._obstacles[index]
+            if above:
+                lower = max(lower, angle)
             else:
-                lower = max(lower, obstacle)
+                upper = min(upper, angle)
         return lower, upper
 
     def _pinned_temperature(self, motor: int) -> float | None:

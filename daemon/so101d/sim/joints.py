@@ -24,8 +24,8 @@ DEGREES_PER_TICK = 360 / ENCODER_RESOLUTION
 _FOLLOWER_TRAVEL = (2725, 2350, 2222, 2329, 4026, 1475)
 _LEADER_TRAVEL = (2725, 2350, 2222, 2329, 4026, 1100)
 
-# Raw encoder readings of the middle pose stay inside this band on the default arms, so no
-# joint's travel crosses the encoder's seam before homing.
+# Raw encoder readings of the middle pose stay inside this band on the default arms (a
+# margin inside the +-2047 a homing offset can hold).
 _MOUNT_BAND = (600, 3500)
 # An arm from an arm seed: travel drawn from the published 2-sigma bands (the leader's handle
 # around the measured 1119), wrist_roll below one turn; the encoder anywhere on its turn
@@ -154,9 +154,10 @@ def check_role(role: str) -> str:
 def arm_geometry(role: str, seed: int, arm_seed: int | None = None) -> tuple[JointGeometry, ...]:
     """The six joints of one arm.
 
-    Without ``arm_seed``: the published mean travel, encoders mounted inside a band that keeps
-    every seam outside the travel, varied by ``seed``. With it: a different arm per seed, its
-    travel, encoder mounts (seams anywhere) and wrist_roll homing pose drawn at random.
+    Without ``arm_seed``: the published mean travel, encoders mounted inside a band around the
+    middle of their turn, varied by ``seed``, every joint homed at its middle. With it: a
+    different arm per seed, its travel, encoder mounts (anywhere on the turn) and wrist_roll
+    homing pose drawn at random.
     """
     if arm_seed is not None:
         return _varied_geometry(check_role(role), arm_seed)
