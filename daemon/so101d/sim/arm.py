@@ -53,7 +53,7 @@ from so101d.sim.port import VirtualPort
 from so101d.sim.servo import ServoModel, Telemetry, baud_code
 from so101d.sim.wire import Reply, WireServer, dispatch, is_static_request, spoil_replies
 
-_MAX_SUBSTEP = 0.002  # seconds
+_MAX_SUBSTEP = 0.005  # seconds: the joints move smoothly at this step, and it keeps replies prompt
 _MAX_SUBSTEPS = 25  # per advance: bounds the cost of the first request after an idle gap
 _SETTLE_STEP = 0.01  # seconds per substep while a new arm settles under gravity
 _SETTLE_TIME = 10.0  # seconds of settling at most

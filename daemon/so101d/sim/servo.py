@@ -82,6 +82,7 @@ _MULTI_TURN = 0x10  # Phase bit 4: full-angle (multi-turn) position feedback
 _SET_MIDDLE = 128  # Torque_Enable value that recalibrates the present position to MIDDLE
 _POSITION_MODE, _WHEEL_MODE = 0, 1
 _POSITION_LIMIT = 32767  # sign-magnitude bit 15
+_SUPPLY_RESOLUTION = 0.01  # volts of supply change that change the motor's limits
 
 _ADDRESS = {name: reg.address for name, reg in REGISTERS.items()}
 _WRITABLE = frozenset(
@@ -143,6 +144,18 @@ def baud_code(baudrate: int) -> int:
 
 
 @dataclass(frozen=True)
+class _Limits:
+    """The protection registers, decoded once per advance."""
+
+    current_limit: float  # A
+    stall_current: float  # A at the present supply
+    overload_load: float  # load units
+    protection_time: float  # s
+    unloading: int  # Unloading_Condition bits
+    max_temperature: int  # C
+
+
+@dataclass(frozen=True)
 class Telemetry:
     """A snapshot of one servo, in human units."""
 
@@ -196,6 +209,7 @@ class ServoModel:
         self._busy_until = 0.0
         self._turn_base = 0  # multi-turn: encoder ticks counted from this at power-on
         self._drive: Drive | None = None
+        self._limits: _Limits | None = None
         self._factory_reset(baud_code)
         self.power_on()
 
@@ -235,8 +249,7 @@ class ServoModel:
     def error_bits(self) -> ServoFault:
         """The status packet's error byte: live voltage and temperature faults, latched ones."""
         faults = self._latched
-        volts = round(self.voltage * 10)
-        if not self._get("Min_Voltage_Limit") <= volts <= self._get("Max_Voltage_Limit"):
+        if self._voltage_fault:
             faults |= ServoFault.VOLTAGE
         if round(self.temperature) > self._get("Max_Temperature_Limit"):
             faults |= ServoFault.OVERHEAT
@@ -260,7 +273,7 @@ class ServoModel:
         self.motion.release()
         self.motion.velocity = self.motion.load = self.current = 0.0
         self.powered = True
-        self._drive = None
+        self._drive = self._limits = None
         self._publish()
 
     def _factory_reset(self, baud: int) -> None:
@@ -333,7 +346,7 @@ class ServoModel:
         if _covers(address, length, REGISTERS["Torque_Enable"]) and self._torque_enabled():
             self._latched &= ~ServoFault.OVERLOAD  # re-enabling torque re-arms the protection
             self._overloaded_for = 0.0
-        self._drive = None
+        self._drive = self._limits = None
 
     def _obey_wire_write(self, address: int, length: int) -> None:
         """What the firmware does on top of storing a write that came over the wire."""
@@ -382,13 +395,19 @@ class ServoModel:
         RESET_VOLTAGE it is off."""
         was = self.voltage
         self.voltage = supply
-        self._drive = None
+        if abs(supply - was) > _SUPPLY_RESOLUTION:
+            self._drive = self._limits = None
         if supply < RESET_VOLTAGE:
             self.powered = False
         elif not self.powered or (
             self._below_min_voltage(supply) and not self._below_min_voltage(was)
         ):
             self.power_on()
+
+    @property
+    def _voltage_fault(self) -> bool:
+        volts = round(self.voltage * 10)
+        return not self._get("Min_Voltage_Limit") <= volts <= self._get("Max_Voltage_Limit")
 
     def _below_min_voltage(self, volts: float) -> bool:
         return round(volts * 10) < self._get("Min_Voltage_Limit")
@@ -400,14 +419,24 @@ class ServoModel:
         pinned_temperature: float | None = None,
     ) -> None:
         """Advance the joint, the servo's effort and its temperature by ``dt`` seconds."""
-        if self._drive is None:
-            self._drive = self._decode_drive()
-        drive = self._drive
+        if self._drive is None or self._limits is None:
+            self._drive, self._limits = self._decode_drive(), self._decode_limits()
+        drive, limits = self._drive, self._limits
         self.motion.step(dt, drive, around)
         self._track_stops()
-        self._update_current(drive.torque_on)
+        self._update_current(drive.torque_on, limits)
         self._update_temperature(dt, pinned_temperature)
-        self._protect(dt, drive.torque_on)
+        self._protect(dt, drive.torque_on, limits)
+
+    def _decode_limits(self) -> _Limits:
+        return _Limits(
+            current_limit=self._get("Protection_Current") * _CURRENT_UNIT,
+            stall_current=self._stall_current(),
+            overload_load=self._get("Overload_Torque") * _FULL_LOAD / 100,
+            protection_time=self._get("Protection_Time") * _PROTECTION_TIME_UNIT,
+            unloading=self._get("Unloading_Condition"),
+            max_temperature=self._get("Max_Temperature_Limit"),
+        )
 
     def _decode_drive(self) -> Drive:
         supply_ratio = min(max(self.voltage / self.variant.rated_voltage, 0.0), 1.0)
@@ -451,10 +480,10 @@ class ServoModel:
         if self.angle >= self.geometry.upper_stop - 0.5:
             self.touched_upper = True
 
-    def _update_current(self, torque_on: bool) -> None:
+    def _update_current(self, torque_on: bool, limits: _Limits) -> None:
         if torque_on:
-            current = _IDLE_CURRENT + abs(self.load) / _FULL_LOAD * self._stall_current()
-            self.current = min(current, self._get("Protection_Current") * _CURRENT_UNIT)
+            current = _IDLE_CURRENT + abs(self.load) / _FULL_LOAD * limits.stall_current
+            self.current = min(current, limits.current_limit)
         else:
             self.current = 0.0
 
@@ -465,16 +494,23 @@ class ServoModel:
         steady = self.ambient + _HEATING * self.current**2 * _COOLING_TIME
         self.temperature = steady + (self.temperature - steady) * math.exp(-dt / _COOLING_TIME)
 
-    def _protect(self, dt: float, torque_on: bool) -> None:
+    def _protect(self, dt: float, torque_on: bool, limits: _Limits) -> None:
         """Latch overload, and unload the torque on the faults Unloading_Condition names."""
-        overload = self._get("Overload_Torque") * _FULL_LOAD / 100
-        if torque_on and abs(self.load) > overload:
+        if not torque_on:
+            self._overloaded_for = 0.0
+            return
+        if abs(self.load) > limits.overload_load:
             self._overloaded_for += dt
-            if self._overloaded_for >= self._get("Protection_Time") * _PROTECTION_TIME_UNIT:
+            if self._overloaded_for >= limits.protection_time:
                 self._latched |= ServoFault.OVERLOAD
         else:
             self._overloaded_for = 0.0
-        if torque_on and self.error_bits() & self._get("Unloading_Condition"):
+        faults = self._latched
+        if round(self.temperature) > limits.max_temperature:
+            faults |= ServoFault.OVERHEAT
+        if limits.unloading & ServoFault.VOLTAGE and self._voltage_fault:
+            faults |= ServoFault.VOLTAGE
+        if faults & limits.unloading:
             self._store("Torque_Enable", 0)
             self._drive = None
 
