@@ -132,16 +132,16 @@ def test_torque_on_after_goal_equals_present_does_not_move(
 
 def test_goal_tracking_takes_human_visible_time(follower: VirtualArm, bus: FeetechBus) -> None:
     home(follower, bus)
-    park(follower, "elbow_flex", 0.2)
-    start = bus.read("Present_Position", 3)
-    bus.write("Goal_Position", 3, start)
-    bus.write("Torque_Enable", 3, 1)
+    park(follower, "shoulder_pan", 0.2)  # no gravity on the pan: exact arithmetic
+    start = bus.read("Present_Position", PAN)
+    bus.write("Goal_Position", PAN, start)
+    bus.write("Torque_Enable", PAN, 1)
     began = time.monotonic()
-    bus.write("Goal_Position", 3, start + 1000)
+    bus.write("Goal_Position", PAN, start + 1000)
     seen = [start]
 
     def arrived() -> bool:
-        seen.append(bus.read("Present_Position", 3))
+        seen.append(bus.read("Present_Position", PAN))
         return seen[-1] == start + 1000
 
     wait_for(arrived)
@@ -152,18 +152,18 @@ def test_goal_tracking_takes_human_visible_time(follower: VirtualArm, bus: Feete
 
 def test_goal_velocity_slows_the_move(follower: VirtualArm, bus: FeetechBus) -> None:
     home(follower, bus)
-    park(follower, "elbow_flex", 0.4)
-    start = bus.read("Present_Position", 3)
-    bus.write("Goal_Velocity", 3, 200)
-    bus.write("Goal_Position", 3, start)
-    bus.write("Torque_Enable", 3, 1)
+    park(follower, "shoulder_pan", 0.4)
+    start = bus.read("Present_Position", PAN)
+    bus.write("Goal_Velocity", PAN, 200)
+    bus.write("Goal_Position", PAN, start)
+    bus.write("Torque_Enable", PAN, 1)
     began = time.monotonic()
-    bus.write("Goal_Position", 3, start + 300)
+    bus.write("Goal_Position", PAN, start + 300)
     speeds: list[int] = []
 
     def arrived() -> bool:
-        speeds.append(bus.read("Present_Velocity", 3))
-        return bus.read("Present_Position", 3) == start + 300
+        speeds.append(bus.read("Present_Velocity", PAN))
+        return bus.read("Present_Position", PAN) == start + 300
 
     wait_for(arrived)
     assert time.monotonic() - began >= (300 - 1) / 200  # less one tick: readings are rounded
@@ -191,17 +191,17 @@ def test_free_motion_load_is_small_and_rest_load_is_zero(
     follower: VirtualArm, bus: FeetechBus
 ) -> None:
     home(follower, bus)
-    park(follower, "wrist_flex", 0.2)
-    start = bus.read("Present_Position", 4)
-    bus.write("Goal_Velocity", 4, 100)  # ~9 s for the move: plenty of time to look
-    bus.write("Goal_Position", 4, start)
-    bus.write("Torque_Enable", 4, 1)
-    bus.write("Goal_Position", 4, start + 900)
-    wait_for(lambda: bus.read("Moving", 4))
-    assert 0 < bus.read("Present_Load", 4) <= 150
+    park(follower, "shoulder_pan", 0.2)  # gravity loads a resting wrist_flex
+    start = bus.read("Present_Position", PAN)
+    bus.write("Goal_Velocity", PAN, 100)  # ~9 s for the move: plenty of time to look
+    bus.write("Goal_Position", PAN, start)
+    bus.write("Torque_Enable", PAN, 1)
+    bus.write("Goal_Position", PAN, start + 900)
+    wait_for(lambda: bus.read("Moving", PAN))
+    assert 0 < bus.read("Present_Load", PAN) <= 150
     follower.fast_forward(15.0)
-    assert bus.read("Present_Position", 4) == start + 900
-    assert bus.read("Present_Load", 4) == 0
+    assert bus.read("Present_Position", PAN) == start + 900
+    assert bus.read("Present_Load", PAN) == 0
 
 
 @pytest.mark.parametrize("lock", [0, 1])

@@ -12,7 +12,7 @@ import serial
 from so101d.feetech import FrameReader, Instruction, Packet, wire_time
 from so101d.feetech.protocol import BROADCAST_ID, checksum
 from so101d.feetech.registers import REGISTERS
-from so101d.sim import VirtualArm
+from so101d.sim import Fidelity, UsbLatency, VirtualArm
 from tests.arms import bus_on
 from tests.waiting import wait_for
 
@@ -236,3 +236,61 @@ def test_status_checksum_and_framing_match_the_protocol(port: RawPort) -> None:
     data = port.receive(8)
     assert data[:2] == b"\xff\xff" and data[2] == 1 and data[3] == 4 and data[4] == 0
     assert data[-1] == checksum(data[2:-1])
+
+
+# -- the USB adapter's timing -----------------------------------------------------------
+
+
+def test_the_usb_model_delays_every_transaction(tmp_path: Path) -> None:
+    slow = Fidelity(usb=UsbLatency(fixed=0.02, jitter=0.0, stall_rate=0.0))
+    with VirtualArm("follower", tmp_path / "slow", fidelity=slow) as arm:
+        raw = RawPort(arm.link)
+        try:
+            for _ in range(3):
+                began = time.monotonic()
+                assert raw.transact(read(1, "Present_Position"))
+                assert time.monotonic() - began >= 0.02
+        finally:
+            raw.close()
+
+
+def test_a_reply_still_in_the_adapter_lands_after_the_clients_flush(tmp_path: Path) -> None:
+    slow = Fidelity(usb=UsbLatency(fixed=0.05, jitter=0.0, stall_rate=0.0))
+    with VirtualArm("follower", tmp_path / "slow", fidelity=slow) as arm:
+        raw = RawPort(arm.link)
+        try:
+            raw.send(read(2, "Model_Number"))
+            raw.send(b"")  # a client that gives up at once and flushes its input
+            (late,) = raw.replies(1)
+            assert late.ident == 2 and int.from_bytes(late.params, "little") == 777
+        finally:
+            raw.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ch343", UsbLatency()),
+        ("none", UsbLatency(0.0, 0.0, 0.0, 0.0, 0.0)),
+        ("1,0.5,0.01,2,10", UsbLatency(0.001, 0.0005, 0.01, 0.002, 0.01)),
+    ],
+)
+def test_usb_latency_models_parse(text: str, expected: UsbLatency) -> None:
+    assert UsbLatency.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("fast", "not ch343, none or FIXED_MS"), ("1,1,2,1,1", "stall rate within 0..1")],
+)
+def test_bad_usb_latency_models_are_explained(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        UsbLatency.parse(text)
+
+
+def test_the_default_model_stays_near_the_measured_figures() -> None:
+    sample = UsbLatency().sampler("figures")
+    delays = sorted(sample() for _ in range(20_000))
+    assert 0.0006 <= delays[len(delays) // 2] <= 0.0012  # ~1-2 ms with the wire time
+    assert delays[int(len(delays) * 0.99)] <= 0.0013
+    assert delays[-1] <= 0.0012 + 0.008  # the rare stalls

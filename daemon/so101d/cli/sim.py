@@ -10,9 +10,9 @@ from pathlib import Path
 from types import FrameType
 
 from so101d.feetech.registers import BAUD_RATES
-from so101d.sim import VirtualPair
+from so101d.sim import Fidelity, UsbLatency, VirtualPair
 from so101d.sim.calibration_files import calibrate_like_lerobot
-from so101d.sim.console import CommandError, describe_arm, execute
+from so101d.sim.console import CommandError, apply_joint_setting, describe_arm, execute
 from so101d.sim.motion import MOTIONS
 
 
@@ -36,6 +36,42 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, default=0, help="varies the arms' encoder mounting")
     parser.add_argument(
+        "--arm-seed",
+        type=int,
+        metavar="N",
+        help="build different arms, the same for the same N: travel within the published "
+        "bands, encoders anywhere on their turn (seams inside the travel), wrist_roll homed "
+        "off its middle",
+    )
+    parser.add_argument(
+        "--travel",
+        action="append",
+        default=[],
+        metavar="[ROLE.]JOINT=TICKS",
+        help="ticks between a joint's end stops (both arms unless ROLE is given); repeatable",
+    )
+    parser.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="[ROLE.]JOINT=RAW",
+        help="the raw encoder reading at a joint's middle (RAW near 0 or 4095 puts the seam "
+        "inside the travel); repeatable",
+    )
+    parser.add_argument(
+        "--usb-latency",
+        type=_usb_latency,
+        default=UsbLatency(),
+        metavar="MODEL",
+        help="ch343 (default: ~1-2 ms per transaction, rare stalls), none, or "
+        "FIXED_MS,JITTER_MS,STALL_RATE,STALL_MIN_MS,STALL_MAX_MS",
+    )
+    parser.add_argument(
+        "--no-gravity",
+        action="store_true",
+        help="idealised arms: joints carry no weight (a limp follower stays where it is)",
+    )
+    parser.add_argument(
         "--baudrate", type=int, choices=sorted(BAUD_RATES.values()), default=1_000_000
     )
     parser.add_argument(
@@ -50,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _usb_latency(text: str) -> UsbLatency:
+    try:
+        return UsbLatency.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     pair = VirtualPair(
         args.leader,
@@ -57,9 +100,18 @@ def run(args: argparse.Namespace) -> int:
         leader_voltage=args.leader_voltage,
         follower_voltage=args.follower_voltage,
         seed=args.seed,
+        arm_seed=args.arm_seed,
         motion=None if args.motion == "none" else args.motion,
         baudrate=args.baudrate,
+        fidelity=Fidelity(gravity=not args.no_gravity, usb=args.usb_latency),
     )
+    try:
+        for kind in ("travel", "mount"):
+            for text in getattr(args, kind):
+                apply_joint_setting(pair, kind, text)
+    except CommandError as exc:
+        print(f"so101d sim: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

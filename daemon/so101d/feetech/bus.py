@@ -2,9 +2,12 @@
 
 Every transaction discards stale input, sends one request and waits for its replies with a
 deadline (``poll``, never a busy loop). Replies must come from the addressed motor and have
-the exact expected length. A timeout, a corrupt reply or servo error bits raise a typed
-error and leave the bus ready for the next transaction; a vanished device raises
-:class:`PortGone` now and on every later call, until the bus is reopened.
+the exact expected length. After a timeout the bus waits out the missing replies' wire time
+(plus half the slack, for the USB adapter) and discards whatever came, so a reply that was
+merely late is never taken for the answer to the next request. A timeout, a corrupt reply or
+servo error bits raise a typed error and leave the bus ready for the next transaction; a
+vanished device raises :class:`PortGone` now and on every later call, until the bus is
+reopened.
 """
 
 from __future__ import annotations
@@ -221,7 +224,10 @@ class FeetechBus:
                 packet = reader.next_packet()
                 if packet is None:
                     if not self._receive_into(reader, deadline, register):
-                        raise self._incomplete(expected, replies, reader, register)
+                        error = self._incomplete(expected, replies, reader, register)
+                        missing = len(expected) - len(replies)
+                        self._discard_late_replies(missing * (reply_size + OVERHEAD), register)
+                        raise error
                     continue
                 self._check_reply(packet, expected, replies, reply_size, register)
                 replies[packet.ident] = packet
@@ -255,11 +261,24 @@ class FeetechBus:
         except (OSError, termios.error) as exc:
             raise self._lost(exc, register) from exc
 
+    def _discard_late_replies(self, reply_bytes: int, register: str | None) -> None:
+        """Let replies still on their way arrive, then throw them away."""
+        time.sleep(wire_time(reply_bytes, self.baudrate) + self.timeout / 2)
+        ser = self._require_open(register)
+        try:
+            ser.reset_input_buffer()
+        except (OSError, termios.error) as exc:
+            raise self._lost(exc, register) from exc
+
     def _receive_into(self, reader: FrameReader, deadline: float, register: str | None) -> bool:
-        """Wait until bytes arrive (fed to ``reader``) or the deadline passes (False)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        """Wait until bytes arrive (fed to ``reader``) or the deadline passes (False).
+
+        Bytes already waiting are taken even past the deadline: on a busy CPU this thread
+        may only run again after it, with the reply long in."""
+        now = time.monotonic()
+        if now > deadline + self.timeout:  # input that never stops is no reply either
             return False
+        remaining = max(deadline - now, 0.0)
         assert self._poller is not None and self._serial is not None
         if not self._poller.poll(math.ceil(remaining * 1000)):
             return False

@@ -7,13 +7,18 @@ cannot tell the difference. ``so101d sim`` and ``so101d demo`` run a ``VirtualPa
 from so101d.calibration.model import JOINTS
 from so101d.sim.arm import VirtualArm, VirtualPair, VirtualServo
 from so101d.sim.faults import ActiveFault, Fault
+from so101d.sim.fidelity import IDEAL, Fidelity
 from so101d.sim.servo import Telemetry
+from so101d.sim.usb import UsbLatency
 
 __all__ = [
+    "IDEAL",
     "JOINTS",
     "ActiveFault",
     "Fault",
+    "Fidelity",
     "Telemetry",
+    "UsbLatency",
     "VirtualArm",
     "VirtualPair",
     "VirtualServo",

@@ -1,9 +1,13 @@
 """Virtual SO-101 arms: six simulated STS3215 servos behind a pty, and a leader/follower pair.
 
-Physics advances lazily, from a monotonic clock, whenever the wire serves a request or a test
-takes a snapshot, in substeps of at most 2 ms (coarser after a long idle gap, so a request never
-pays for more than a bounded number of substeps). One lock per arm guards everything the wire
-thread and callers share.
+Physics advances lazily, from a monotonic clock, whenever the wire serves a request that reads
+or changes what moves, or a test takes a snapshot, in substeps of at most 2 ms (coarser after a
+long idle gap, so a request never pays for more than a bounded number of substeps: the reply
+must not wait for the physics). Every substep puts the arm's weight on its joints (``gravity``).
+One lock per arm guards everything the wire thread and callers share.
+
+The arm is switched on where a limp arm comes to rest: it starts at its rest pose and is left
+to settle under gravity before anything can talk to it.
 
 Unplug and replug: the follower's servos run on the arm's own supply, so a USB replug leaves
 them as they were; the leader's servos are powered through USB, so a replug power-cycles them
@@ -23,6 +27,7 @@ from so101d.calibration.model import JOINTS
 from so101d.feetech.protocol import Packet
 from so101d.feetech.registers import HALF_TURN, MAX_POSITION
 from so101d.sim import motion as hands
+from so101d.sim.drive import Surroundings
 from so101d.sim.faults import (
     DEFAULT_LATE_REPLY,
     ActiveFault,
@@ -31,9 +36,13 @@ from so101d.sim.faults import (
     FaultRequest,
     validate,
 )
+from so101d.sim.fidelity import Fidelity
+from so101d.sim.gravity import Gravity
 from so101d.sim.joints import (
     DEGREES_PER_TICK,
+    MAX_TRAVEL,
     VARIANTS,
+    JointGeometry,
     ambient_temperature,
     arm_geometry,
     check_role,
@@ -42,12 +51,14 @@ from so101d.sim.joints import (
 )
 from so101d.sim.port import VirtualPort
 from so101d.sim.servo import ServoModel, Telemetry, baud_code
-from so101d.sim.wire import Reply, WireServer, dispatch, spoil_replies
+from so101d.sim.wire import Reply, WireServer, dispatch, is_static_request, spoil_replies
 
 WireTap = Callable[[Packet, list[Reply]], list[Reply]]
 
-_MAX_SUBSTEP = 0.002  # seconds
-_MAX_SUBSTEPS = 100  # per advance: bounds the cost of the first request after an idle gap
+_MAX_SUBSTEP = 0.005  # seconds: the joints move smoothly at this step, and it keeps replies prompt
+_MAX_SUBSTEPS = 25  # per advance: bounds the cost of the first request after an idle gap
+_SETTLE_STEP = 0.01  # seconds per substep while a new arm settles under gravity
+_SETTLE_TIME = 10.0  # seconds of settling at most
 _FAST_FORWARD_SUBSTEPS = 10_000  # bounds the cost of fast_forward
 _SUPPLY_RESISTANCE = 0.1  # ohms: the supply sags by this times the arm's current
 _OVERHEAT_MARGIN = 5.0  # C above Max_Temperature_Limit for Fault.OVERHEAT without a value
@@ -89,11 +100,14 @@ class VirtualArm:
         supply_voltage: float | None = None,
         baudrate: int = 1_000_000,
         seed: int = 0,
+        arm_seed: int | None = None,
         motion: str | None = None,
         drop_locked_eeprom_writes: bool = False,
+        fidelity: Fidelity | None = None,
     ) -> None:
         self._role = check_role(role)
         self._seed = seed
+        self._fidelity = fidelity or Fidelity()
         self._variant = VARIANTS[role]
         self._supply = self._variant.supply_voltage if supply_voltage is None else supply_voltage
         self._baudrate = baudrate
@@ -114,17 +128,23 @@ class VirtualArm:
                 supply=self._supply,
                 ambient=ambient,
                 drop_locked_eeprom_writes=drop_locked_eeprom_writes,
+                goal_enables_torque=self._fidelity.goal_enables_torque,
             )
             for geometry, fraction in zip(
-                arm_geometry(role, seed), rest_fractions(role, seed), strict=True
+                arm_geometry(role, seed, arm_seed),
+                rest_fractions(role, seed if arm_seed is None else arm_seed),
+                strict=True,
             )
         )
+        self._gravity = Gravity(self._variant.stall_torque, enabled=self._fidelity.gravity)
+        self._obstacles: dict[int, tuple[float, bool]] = {}  # index -> (angle, joint above it)
         self._handles = {s.slot: VirtualServo(self, s) for s in self._servos}
         self._skew = 0.0  # seconds added to the clock by fast_forward
         self._time = self._now()
         self._plans: list[hands.HandPlan | None] = [None] * len(self._servos)
         self._sweep_ends_at = math.inf  # no sweep yet
         self._motion: str | None = None
+        self._settle()
         self.set_motion(motion)
 
     # -- identity ------------------------------------------------------------------------
@@ -160,6 +180,10 @@ class VirtualArm:
     @property
     def motion(self) -> str | None:
         return self._motion
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self._fidelity
 
     def __repr__(self) -> str:
         state = "plugged" if self.plugged else "unplugged"
@@ -203,6 +227,7 @@ class VirtualArm:
             self._port.client_baudrate,
             self._baudrate,
             name=f"so101d-sim {self._role} {self.link}",
+            latency=self._fidelity.usb.sampler(f"{self._role}/{self._seed}/{self.link}"),
         )
         self._server.start()
 
@@ -216,7 +241,11 @@ class VirtualArm:
     def _serve(self, request: Packet, client_baudrate: int | None) -> list[Reply]:
         """Called by the wire thread for every request."""
         with self._lock:
-            self._advance()
+            if not is_static_request(request):
+                self._advance()
+            now = self._now()
+            for servo in self._servos:
+                servo.clock = now
             listening = [
                 s
                 for s in self._servos
@@ -262,11 +291,12 @@ class VirtualArm:
             return tuple(s.telemetry() for s in self._servos)
 
     def expected_calibration(self) -> dict[str, dict[str, int]]:
-        """What a proper LeRobot (>= 0.4.3) calibration records on this arm."""
+        """What a proper LeRobot (>= 0.4.3) calibration records on this arm: homed where the
+        joint's ``homing`` pose is (the middle, except wrist_roll on arms from an arm seed)."""
         calibration: dict[str, dict[str, int]] = {}
         for servo in self._servos:
             geometry = servo.geometry
-            offset = geometry.mount - HALF_TURN
+            offset = min(geometry.encoder(geometry.homing) - HALF_TURN, HALF_TURN)
             if geometry.name == "wrist_roll":
                 low, high = 0, MAX_POSITION
             else:
@@ -335,6 +365,119 @@ class VirtualArm:
                     servo.geometry, servo.angle, fractions[name], self._time
                 )
 
+    def move_joint(self, joint: str, position: int, speed: float | None = None) -> None:
+        """The hand moves a joint until it reads ``position`` (Present_Position, as the servo's
+        homing offset makes it) at ``speed`` ticks/s on average, and holds it there."""
+        if speed is not None and speed <= 0:
+            raise ValueError(f"{joint}: speed must be above 0 ticks/s, not {speed:g}")
+        index = _joint_index(joint)
+        with self._lock:
+            self._advance()
+            servo = self._servos[index]
+            target = self._angle_reading(index, position)
+            self._plans[index] = hands.move_to(servo.angle, target, self._time, speed)
+
+    def set_joint(self, joint: str, position: int) -> None:
+        """Put a joint where it reads ``position`` at once, and hold it there."""
+        index = _joint_index(joint)
+        with self._lock:
+            self._advance()
+            target = self._angle_reading(index, position)
+            self._servos[index].place(target)
+            self._plans[index] = hands.move_to(target, target, self._time)
+
+    def release(self, joint: str) -> None:
+        """The hand lets go of one joint."""
+        index = _joint_index(joint)
+        with self._lock:
+            self._advance()
+            self._plans[index] = None
+
+    def place_obstacle(self, joint: str, position: int | None) -> None:
+        """Something in the joint's way where it reads ``position`` (None: take it away).
+
+        The joint cannot pass it from whichever side it is on; between the gripper's jaws it
+        is the object they grasp."""
+        index = _joint_index(joint)
+        with self._lock:
+            self._advance()
+            if position is None:
+                self._obstacles.pop(index, None)
+            else:
+                angle = self._angle_reading(index, position)
+                self._obstacles[index] = (angle, self._servos[index].angle > angle)
+
+    def set_travel(self, joint: str, ticks: float) -> None:
+        """Move a joint's end stops: ``ticks`` between them, centred on its middle."""
+        if not 100 <= ticks <= MAX_TRAVEL:
+            raise ValueError(
+                f"{joint}: travel must be within 100..{MAX_TRAVEL} ticks, not {ticks:g}"
+            )
+        self._rebuild(joint, lambda g: replace(g, travel=ticks))
+
+    def set_mount(self, joint: str, raw: int) -> None:
+        """Re-seat a joint's encoder: it reads ``raw`` (no homing offset) at the middle."""
+        if not 0 <= raw <= MAX_POSITION:
+            raise ValueError(f"{joint}: mount must be a raw reading 0..{MAX_POSITION}, not {raw}")
+        self._rebuild(joint, lambda g: replace(g, mount=raw))
+
+    def _rebuild(self, joint: str, change: Callable[[JointGeometry], JointGeometry]) -> None:
+        index = _joint_index(joint)
+        with self._lock:
+            self._advance()
+            servo = self._servos[index]
+            servo.geometry = change(servo.geometry)
+            servo.place(servo.angle)
+            self._obstacles.pop(index, None)
+
+    def _angle_reading(self, index: int, position: int) -> float:
+        servo = self._servos[index]
+        offset = servo.get("Homing_Offset")
+        return servo.geometry.angle_reading(position, offset, near=servo.angle)
+
+    def ground_truth(self) -> list[dict[str, object]]:
+        """Per joint what is physically so, beside what the servo reports: for ``status
+        --json`` and tests."""
+        with self._lock:
+            self._advance()
+            gravity = self._gravity.loads([servo.angle for servo in self._servos])
+            return [
+                self._joint_truth(index, servo, gravity[index])
+                for index, servo in enumerate(self._servos)
+            ]
+
+    def _joint_truth(self, index: int, servo: ServoModel, gravity: float) -> dict[str, object]:
+        geometry = servo.geometry
+        stops = (geometry.lower_stop, geometry.upper_stop)
+        offset = servo.get("Homing_Offset")
+        obstacle = self._obstacles.get(index)
+        t = servo.telemetry()
+        return {
+            "joint": geometry.name,
+            "motor": servo.slot,
+            "angle_deg": round(t.angle, 3),
+            "fraction": round(t.fraction, 4),
+            "encoder": geometry.encoder(servo.angle),
+            "position": t.position,
+            "stops": [reported(geometry.present_position(stop, offset)) for stop in stops],
+            "encoder_stops": [geometry.encoder(stop) for stop in stops],
+            "travel": geometry.travel,
+            "mount": geometry.mount,
+            "homing_offset": offset,
+            "obstacle": None
+            if obstacle is None
+            else reported(geometry.present_position(obstacle[0], offset)),
+            "held_by_hand": self._plans[index] is not None,
+            "torque": t.torque,
+            "load_pct": round(t.load, 1),
+            "gravity_pct": round(gravity / 10, 1),
+            "current_a": round(t.current, 3),
+            "temperature_c": round(t.temperature, 1),
+            "voltage_v": round(t.voltage, 2),
+            "powered": t.powered,
+            "errors": t.errors.describe() if t.errors else "",
+        }
+
     def sweep_done(self) -> bool:
         """True once a "sweep" pass is over and brought every joint to both of its end stops.
 
@@ -380,12 +523,14 @@ class VirtualArm:
             if value is None:
                 request = replace(request, value=self._default_value(request))
             self._faults.add(request)
+            self._follow_supply()
 
     def clear(self, fault: Fault | None = None) -> None:
         """Clear one kind of fault (on every motor), or all of them."""
         with self._lock:
             self._advance()
             self._faults.clear(fault)
+            self._follow_supply()
 
     def active_faults(self) -> tuple[ActiveFault, ...]:
         with self._lock:
@@ -433,18 +578,62 @@ class VirtualArm:
             return
         steps = min(_MAX_SUBSTEPS, math.ceil(gap / _MAX_SUBSTEP))
         dt = gap / steps
-        times = [self._time + dt * (i + 1) for i in range(steps)]
         supply = self._supply_now()
-        for plan, servo in zip(self._plans, self._servos, strict=True):
-            overheat = self._faults.find(Fault.OVERHEAT, servo.slot)
-            servo.advance(
-                dt,
-                [plan.angle_at(moment) for moment in times] if plan else [None] * steps,
-                supply,
-                jammed=self._faults.find(Fault.JAM, servo.slot) is not None,
-                pinned_temperature=overheat.value if overheat is not None else None,
-            )
+        scale = min(max(supply / self._variant.rated_voltage, 0.0), 1.0) or 1.0
+        pinned = [self._pinned_temperature(servo.slot) for servo in self._servos]
+        jammed = [self._faults.find(Fault.JAM, servo.slot) is not None for servo in self._servos]
+        self._follow_supply(supply)
+        for step in range(1, steps + 1):
+            moment = self._time + dt * step
+            gravity = self._gravity.loads([servo.angle for servo in self._servos])
+            for index, (plan, servo) in enumerate(zip(self._plans, self._servos, strict=True)):
+                lower, upper = self._reach(index)
+                around = Surroundings(
+                    lower,
+                    upper,
+                    gravity[index] / scale,
+                    self._variant.gearbox_friction,
+                    plan.angle_at(moment) if plan else None,
+                    jammed[index],
+                )
+                servo.substep(dt, around, pinned[index])
         self._time = t
+
+    def _settle(self) -> None:
+        """Let the limp arm come to rest under its own weight, taking no time."""
+        for _ in range(round(_SETTLE_TIME / _SETTLE_STEP)):
+            gravity = self._gravity.loads([servo.angle for servo in self._servos])
+            for index, servo in enumerate(self._servos):
+                lower, upper = self._reach(index)
+                around = Surroundings(lower, upper, gravity[index], self._variant.gearbox_friction)
+                servo.substep(_SETTLE_STEP, around)
+            if all(servo.settled() for servo in self._servos):
+                break
+        for servo in self._servos:
+            servo.power_on()  # switched on where it came to rest
+
+    def _reach(self, index: int) -> tuple[float, float]:
+        """How far the joint can go now: its end stops, or an obstacle on its way."""
+        geometry = self._servos[index].geometry
+        lower, upper = geometry.lower_stop, geometry.upper_stop
+        if index in self._obstacles:
+            angle, above = self._obstacles[index]
+            if above:
+                lower = max(lower, angle)
+            else:
+                upper = min(upper, angle)
+        return lower, upper
+
+    def _pinned_temperature(self, motor: int) -> float | None:
+        overheat = self._faults.find(Fault.OVERHEAT, motor)
+        return overheat.value if overheat is not None else None
+
+    def _follow_supply(self, supply: float | None = None) -> None:
+        """The servos see the supply now (a brown-out resets them at once, not at the next
+        request that moves something)."""
+        volts = self._supply_now() if supply is None else supply
+        for servo in self._servos:
+            servo.follow_supply(volts)
 
     def _supply_now(self) -> float:
         brownout = self._faults.find(Fault.BROWNOUT)
@@ -453,6 +642,13 @@ class VirtualArm:
         )
         drawn = sum(s.current for s in self._servos)
         return max(supply - _SUPPLY_RESISTANCE * drawn, 0.0)
+
+
+def _joint_index(joint: str) -> int:
+    try:
+        return JOINTS.index(joint)
+    except ValueError:
+        raise ValueError(f"unknown joint {joint!r}; joints are {', '.join(JOINTS)}") from None
 
 
 class VirtualPair:
@@ -466,19 +662,26 @@ class VirtualPair:
         leader_voltage: float = 5.0,
         follower_voltage: float = 12.0,
         seed: int = 0,
+        arm_seed: int | None = None,
         motion: str | None = "wave",
         baudrate: int = 1_000_000,
+        fidelity: Fidelity | None = None,
     ) -> None:
-        self.leader = VirtualArm(
-            "leader",
-            leader_link,
-            supply_voltage=leader_voltage,
-            baudrate=baudrate,
-            seed=seed,
-            motion=motion,
-        )
-        self.follower = VirtualArm(
-            "follower", follower_link, supply_voltage=follower_voltage, baudrate=baudrate, seed=seed
+        self.leader, self.follower = (
+            VirtualArm(
+                role,
+                link,
+                supply_voltage=voltage,
+                baudrate=baudrate,
+                seed=seed,
+                arm_seed=arm_seed,
+                motion=hand,
+                fidelity=fidelity,
+            )
+            for role, link, voltage, hand in (
+                ("leader", leader_link, leader_voltage, motion),
+                ("follower", follower_link, follower_voltage, None),
+            )
         )
 
     @property

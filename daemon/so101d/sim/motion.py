@@ -93,8 +93,14 @@ def _move_time(distance: float, speed: float) -> float:
 
 def hold(geometry: JointGeometry, angle: float, fraction: float, now: float) -> Path:
     """Move a joint from ``angle`` to a fraction of its travel, then keep it there."""
-    target = geometry.angle_at(fraction)
-    return Path(((now, angle), (now + _move_time(target - angle, _HOLD_SPEED), target)))
+    return move_to(angle, geometry.angle_at(fraction), now)
+
+
+def move_to(angle: float, target: float, now: float, speed: float | None = None) -> Path:
+    """Move a joint from ``angle`` to ``target`` at ``speed`` ticks/s on average (a hand's
+    pace by default), then keep it there."""
+    duration = _move_time(target - angle, speed or _HOLD_SPEED)
+    return Path(((now, angle), (now + duration, target)))
 
 
 def wave(

@@ -21,37 +21,51 @@ EEPROM and Lock: a write always changes the live table; EEPROM and factory bytes
 (and so survive a power cycle) only while Lock is 0. With ``drop_locked_eeprom_writes`` those
 writes are dropped entirely while Lock is 1 instead.
 
-Physics, per substep: a jammed joint stays put; a hand on the joint moves it; otherwise, with
-torque on in position mode, the servo drives towards Goal_Position (clamped to the position
-limits, read in the homed single-turn frame) with a speed limit (Goal_Velocity, else the
-supply-dependent maximum) and an acceleration limit (Acceleration x 100 ticks/s^2, else the
-maximum); with torque off the joint stays where it is. The end stops clamp everything. When the
-servo is kept from where it wants to be (end stop, jam, hand) its load rises with the position
-error up to the torque limit; the current follows the load and heats the motor, which cools
-towards ambient with a time constant of minutes. Multi-turn mode (Phase bit 4) and the
-velocity/PWM/step modes are not modelled: in those modes the servo holds still.
+Behaviour beyond the table (see ``so101d.sim.drive`` for the joint's motion):
+
+* Operating_Mode 0 drives to Goal_Position, 1 (wheel) runs at Goal_Velocity; PWM and step
+  modes hold still. Phase bit 4 makes Present_Position multi-turn (it counts on across the
+  seam instead of wrapping), as LeRobot's Phase fix (#3373) describes.
+* P_Coefficient sets the position loop's stiffness, I_Coefficient its integral (no droop under
+  gravity once it has wound up); D is stored but not modelled.
+* The torque the servo can apply is the least of Torque_Limit, Max_Torque_Limit and the torque
+  that Protection_Current (6.5 mA units) allows.
+* Writing Torque_Enable 128 sets the present position to 2048 (the firmware's "set middle":
+  it rewrites Homing_Offset) and leaves the torque off.
+* A Goal_Position write with the torque off switches the torque on (reported for STS3215
+  firmware; ``goal_enables_torque=False`` turns it off).
+* An EEPROM write that is saved (Lock 0) makes the servo busy for ``EEPROM_BUSY``: it answers
+  that write, and anything sent meanwhile, only once the write is done.
+* The supply falling below Min_Voltage_Limit resets the servo (RAM defaults: torque off);
+  below ``RESET_VOLTAGE`` it stops answering altogether.
+* The load rises with the torque applied; the current follows the load and heats the motor,
+  which cools towards ambient with a time constant of minutes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from so101d.feetech.errors import ServoFault
 from so101d.feetech.registers import (
     BAUD_RATES,
+    ENCODER_RESOLUTION,
+    HALF_TURN,
     REGISTERS,
     STS3215_MODEL_NUMBER,
     Area,
     Register,
     register,
 )
+from so101d.sim.drive import Drive, JointMotion, Surroundings
 from so101d.sim.joints import DEGREES_PER_TICK, JointGeometry, ServoVariant, reported
 
 MEMORY_SIZE = 256
 FIRMWARE_VERSION = (3, 10)
 RESET_VOLTAGE = 3.5  # below this the servo's logic browns out and it stops answering
+EEPROM_BUSY = 0.004  # seconds a saved EEPROM write keeps the servo from answering (estimate)
+MIDDLE = 2048  # where Torque_Enable 128 puts the present position
 
 _RETURN_DELAY_UNIT = 2e-6  # seconds per Return_Delay_Time count
 _CURRENT_UNIT = 0.0065  # amperes per Present_Current / Protection_Current count
@@ -59,14 +73,16 @@ _PROTECTION_TIME_UNIT = 0.01  # seconds per Protection_Time count
 _ACCELERATION_UNIT = 100.0  # ticks/s^2 per Acceleration count
 _MAX_ACCELERATION = 100_000.0  # ticks/s^2 when Acceleration is 0
 _FULL_LOAD = 1000.0  # Present_Load / torque limits are in 0.1 % units
-_STALL_GAIN = 0.3125  # load (0.1 %) per tick of blocked position error per unit of P gain
-_FRICTION_LOAD = 30.0  # load while moving freely, plus up to _SPEED_LOAD at full speed
-_SPEED_LOAD = 80.0
+_STALL_GAIN = 0.3125  # load (0.1 %) per tick of position error per unit of P gain
+_INTEGRAL_GAIN = 3.125  # load per tick second of position error per unit of I gain
 _IDLE_CURRENT = 0.03  # amperes drawn with torque on and no load
 _HEATING = 0.042  # C per (A^2 s): 3.25 A held for ~2 min overheats a servo at 70 C
 _COOLING_TIME = 180.0  # seconds: thermal time constant towards ambient
-_MOVING_SPEED = 10.0  # ticks/s above which Moving reads 1
-_ARRIVED = 0.05  # ticks: closer than this to the goal counts as there
+_MULTI_TURN = 0x10  # Phase bit 4: full-angle (multi-turn) position feedback
+_SET_MIDDLE = 128  # Torque_Enable value that recalibrates the present position to MIDDLE
+_POSITION_MODE, _WHEEL_MODE = 0, 1
+_POSITION_LIMIT = 32767  # sign-magnitude bit 15
+_SUPPLY_RESOLUTION = 0.01  # volts of supply change that change the motor's limits
 
 _ADDRESS = {name: reg.address for name, reg in REGISTERS.items()}
 _WRITABLE = frozenset(
@@ -128,6 +144,18 @@ def baud_code(baudrate: int) -> int:
 
 
 @dataclass(frozen=True)
+class _Limits:
+    """The protection registers, decoded once per advance."""
+
+    current_limit: float  # A
+    stall_current: float  # A at the present supply
+    overload_load: float  # load units
+    protection_time: float  # s
+    unloading: int  # Unloading_Condition bits
+    max_temperature: int  # C
+
+
+@dataclass(frozen=True)
 class Telemetry:
     """A snapshot of one servo, in human units."""
 
@@ -145,23 +173,6 @@ class Telemetry:
     errors: ServoFault
 
 
-@dataclass(frozen=True)
-class _Drive:
-    """The registers the physics needs, decoded once per advance."""
-
-    torque_on: bool
-    goal: float | None  # clamped goal in the homed frame; None when not in position mode
-    offset: int
-    max_speed: float
-    acceleration: float
-    stall_gain: float
-    torque_limit: float
-    overload_load: float
-    protection_time: float
-    current_limit: float
-    stall_current: float
-
-
 class ServoModel:
     """The control table and joint physics of one servo. Not thread-safe: the arm locks."""
 
@@ -175,12 +186,11 @@ class ServoModel:
         supply: float,
         ambient: float,
         drop_locked_eeprom_writes: bool = False,
+        goal_enables_torque: bool = True,
     ) -> None:
         self.geometry = geometry
         self.variant = variant
-        self.angle = geometry.clamp(angle)
-        self.velocity = 0.0
-        self.load = 0.0
+        self.motion = JointMotion(geometry.clamp(angle))
         self.current = 0.0
         self.voltage = supply
         self.ambient = ambient
@@ -189,11 +199,17 @@ class ServoModel:
         self.touched_lower = False
         self.touched_upper = False
         self._drop_locked = drop_locked_eeprom_writes
+        self._goal_enables_torque = goal_enables_torque
         self._memory = bytearray(MEMORY_SIZE)
         self._saved = bytearray(MEMORY_SIZE)  # the EEPROM as it would be after a power cycle
         self._overloaded_for = 0.0
         self._latched = ServoFault(0)
         self._staged: tuple[int, bytes] | None = None
+        self.clock = 0.0  # the arm's time, set before each request (EEPROM busy time)
+        self._busy_until = 0.0
+        self._turn_base = 0  # multi-turn: encoder ticks counted from this at power-on
+        self._drive: Drive | None = None
+        self._limits: _Limits | None = None
         self._factory_reset(baud_code)
         self.power_on()
 
@@ -214,17 +230,26 @@ class ServoModel:
 
     @property
     def return_delay(self) -> float:
-        return self._memory[_ADDRESS["Return_Delay_Time"]] * _RETURN_DELAY_UNIT
+        """Seconds from the end of a request to this servo's reply (busy time included)."""
+        busy = max(self._busy_until - self.clock, 0.0)
+        return self._memory[_ADDRESS["Return_Delay_Time"]] * _RETURN_DELAY_UNIT + busy
 
     @property
     def acknowledges_writes(self) -> bool:
         return self._memory[_ADDRESS["Response_Status_Level"]] != 0
 
+    @property
+    def angle(self) -> float:
+        return self.motion.angle
+
+    @property
+    def load(self) -> float:
+        return self.motion.load
+
     def error_bits(self) -> ServoFault:
         """The status packet's error byte: live voltage and temperature faults, latched ones."""
         faults = self._latched
-        volts = round(self.voltage * 10)
-        if not self._get("Min_Voltage_Limit") <= volts <= self._get("Max_Voltage_Limit"):
+        if self._voltage_fault:
             faults |= ServoFault.VOLTAGE
         if round(self.temperature) > self._get("Max_Temperature_Limit"):
             faults |= ServoFault.OVERHEAT
@@ -237,14 +262,18 @@ class ServoModel:
         self._memory[:] = bytes(MEMORY_SIZE)
         for address in _PERSISTENT:
             self._memory[address] = self._saved[address]
+        self._turn_base = self._encoder_turns()
         self._store("Torque_Limit", self._get("Max_Torque_Limit"))
         self._store("Lock", 1)
         self._store("Goal_Position", self._reading())
         self._latched = ServoFault(0)
         self._overloaded_for = 0.0
         self._staged = None
-        self.velocity = self.load = self.current = 0.0
+        self._busy_until = 0.0
+        self.motion.release()
+        self.motion.velocity = self.motion.load = self.current = 0.0
         self.powered = True
+        self._drive = self._limits = None
         self._publish()
 
     def _factory_reset(self, baud: int) -> None:
@@ -271,6 +300,7 @@ class ServoModel:
     def write(self, address: int, data: bytes) -> None:
         """A WRITE from the wire: read-only bytes are skipped, EEPROM bytes obey Lock."""
         locked = self._get("Lock") != 0
+        saved = False
         for address_, byte in enumerate(data, start=address):
             if address_ not in _WRITABLE:
                 continue
@@ -280,7 +310,11 @@ class ServoModel:
             self._memory[address_] = byte
             if persistent and not locked:
                 self._saved[address_] = byte
+                saved = True
+        if saved:
+            self._become_busy()
         self._after_write(address, len(data))
+        self._obey_wire_write(address, len(data))
 
     def stage(self, address: int, data: bytes) -> None:
         """REG_WRITE: keep the write until ACTION."""
@@ -312,6 +346,36 @@ class ServoModel:
         if _covers(address, length, REGISTERS["Torque_Enable"]) and self._torque_enabled():
             self._latched &= ~ServoFault.OVERLOAD  # re-enabling torque re-arms the protection
             self._overloaded_for = 0.0
+        self._drive = self._limits = None
+
+    def _obey_wire_write(self, address: int, length: int) -> None:
+        """What the firmware does on top of storing a write that came over the wire."""
+        if _covers(address, length, REGISTERS["Torque_Enable"]):
+            if self._get("Torque_Enable") == _SET_MIDDLE:
+                self._set_middle()
+        elif (
+            _covers(address, length, REGISTERS["Goal_Position"])
+            and self._goal_enables_torque
+            and self.powered
+            and not self._torque_enabled()
+        ):
+            self._store("Torque_Enable", 1)  # a latched overload is not re-armed by this
+            self._drive = None
+
+    def _set_middle(self) -> None:
+        """Torque_Enable 128: rewrite Homing_Offset so the present position reads MIDDLE."""
+        raw = (self.geometry.mount + self.angle) % ENCODER_RESOLUTION
+        offset = round(raw) - MIDDLE
+        offset = max(-HALF_TURN, min(offset, HALF_TURN))
+        reg = REGISTERS["Homing_Offset"]
+        self._memory[reg.address : reg.end] = self._saved[reg.address : reg.end] = reg.encode(
+            offset
+        )
+        self._store("Torque_Enable", 0)
+        self._become_busy()
+
+    def _become_busy(self) -> None:
+        self._busy_until = self.clock + EEPROM_BUSY
 
     def _get(self, name: str) -> int:
         reg = REGISTERS[name]
@@ -326,116 +390,102 @@ class ServoModel:
 
     # -- physics -------------------------------------------------------------------------
 
-    def advance(
-        self,
-        dt: float,
-        hand: Iterable[float | None],
-        supply: float,
-        *,
-        jammed: bool = False,
-        pinned_temperature: float | None = None,
-    ) -> None:
-        """Run one substep of ``dt`` seconds per entry of ``hand`` (the hand's angle, or None)."""
-        self._follow_supply(supply)
-        drive = self._drive()
-        for hand_angle in hand:
-            wanted = self._tracked_angle(dt, drive) if drive.torque_on else self.angle
-            self._move(dt, wanted, hand_angle, jammed)
-            self._update_effort(drive, wanted)
-            self._update_temperature(dt, pinned_temperature)
-            if self._protect(dt, drive):
-                drive = self._drive()
-        self._publish()
-
-    def _follow_supply(self, supply: float) -> None:
+    def follow_supply(self, supply: float) -> None:
+        """The supply now: a dip below Min_Voltage_Limit resets the servo, below
+        RESET_VOLTAGE it is off."""
+        was = self.voltage
         self.voltage = supply
+        if abs(supply - was) > _SUPPLY_RESOLUTION:
+            self._drive = self._limits = None
         if supply < RESET_VOLTAGE:
             self.powered = False
-        elif not self.powered:
+        elif not self.powered or (
+            self._below_min_voltage(supply) and not self._below_min_voltage(was)
+        ):
             self.power_on()
 
-    def _drive(self) -> _Drive:
-        supply_ratio = min(max(self.voltage / self.variant.rated_voltage, 0.0), 1.0)
-        top_speed = self.variant.no_load_speed * supply_ratio
-        goal_speed = abs(self._get("Goal_Velocity"))
-        accel = self._get("Acceleration") * _ACCELERATION_UNIT
-        return _Drive(
-            torque_on=self._torque_enabled(),
-            goal=self._clamped_goal() if self._get("Operating_Mode") == 0 else None,
-            offset=self._get("Homing_Offset"),
-            max_speed=min(goal_speed, top_speed) if goal_speed else top_speed,
-            acceleration=accel or _MAX_ACCELERATION,
-            stall_gain=self._get("P_Coefficient") * _STALL_GAIN,
-            torque_limit=min(self._get("Torque_Limit"), self._get("Max_Torque_Limit")),
+    @property
+    def _voltage_fault(self) -> bool:
+        volts = round(self.voltage * 10)
+        return not self._get("Min_Voltage_Limit") <= volts <= self._get("Max_Voltage_Limit")
+
+    def _below_min_voltage(self, volts: float) -> bool:
+        return round(volts * 10) < self._get("Min_Voltage_Limit")
+
+    def substep(
+        self,
+        dt: float,
+        around: Surroundings,
+        pinned_temperature: float | None = None,
+    ) -> None:
+        """Advance the joint, the servo's effort and its temperature by ``dt`` seconds."""
+        if self._drive is None or self._limits is None:
+            self._drive, self._limits = self._decode_drive(), self._decode_limits()
+        drive, limits = self._drive, self._limits
+        self.motion.step(dt, drive, around)
+        self._track_stops()
+        self._update_current(drive.torque_on, limits)
+        self._update_temperature(dt, pinned_temperature)
+        self._protect(dt, drive.torque_on, limits)
+
+    def _decode_limits(self) -> _Limits:
+        return _Limits(
+            current_limit=self._get("Protection_Current") * _CURRENT_UNIT,
+            stall_current=self._stall_current(),
             overload_load=self._get("Overload_Torque") * _FULL_LOAD / 100,
             protection_time=self._get("Protection_Time") * _PROTECTION_TIME_UNIT,
-            current_limit=self._get("Protection_Current") * _CURRENT_UNIT,
-            stall_current=self.variant.stall_current * supply_ratio,
+            unloading=self._get("Unloading_Condition"),
+            max_temperature=self._get("Max_Temperature_Limit"),
         )
 
-    def _clamped_goal(self) -> float:
+    def _decode_drive(self) -> Drive:
+        supply_ratio = min(max(self.voltage / self.variant.rated_voltage, 0.0), 1.0)
+        top_speed = self.variant.no_load_speed * supply_ratio
+        goal_speed = self._get("Goal_Velocity")
+        accel = self._get("Acceleration") * _ACCELERATION_UNIT
+        mode = self._get("Operating_Mode")
+        current_torque = (
+            self._get("Protection_Current") * _CURRENT_UNIT / self._stall_current() * _FULL_LOAD
+        )
+        return Drive(
+            torque_on=self._torque_enabled(),
+            goal=self._goal_angle() if mode == _POSITION_MODE else None,
+            wheel_speed=max(-top_speed, min(goal_speed, top_speed))
+            if mode == _WHEEL_MODE
+            else None,
+            max_speed=min(abs(goal_speed), top_speed) if goal_speed else top_speed,
+            acceleration=accel or _MAX_ACCELERATION,
+            stiffness=self._get("P_Coefficient") * _STALL_GAIN,
+            integral_gain=self._get("I_Coefficient") * _INTEGRAL_GAIN,
+            torque_limit=min(
+                self._get("Torque_Limit"), self._get("Max_Torque_Limit"), current_torque
+            ),
+        )
+
+    def _stall_current(self) -> float:
+        supply_ratio = min(max(self.voltage / self.variant.rated_voltage, 0.0), 1.0)
+        return max(self.variant.stall_current * supply_ratio, 1e-6)
+
+    def _goal_angle(self) -> float:
+        """Goal_Position (clamped to the position limits) as a joint angle."""
         goal = self._get("Goal_Position")
         low, high = self._get("Min_Position_Limit"), self._get("Max_Position_Limit")
-        if low == high == 0:  # no limits
-            return goal
-        return max(low, min(goal, high))
+        if not low == high == 0:  # both 0: no limits
+            goal = max(low, min(goal, high))
+        return self.angle + goal - self._position()
 
-    def _position(self, offset: int) -> float:
-        return self.geometry.present_position(self.angle, offset)
-
-    def _tracked_angle(self, dt: float, drive: _Drive) -> float:
-        """Where the servo's motion profile puts the joint after ``dt`` if nothing stops it."""
-        if drive.goal is None:
-            return self.angle
-        error = drive.goal - self._position(drive.offset)  # no wrap crossing: single-turn
-        if abs(error) < _ARRIVED:
-            return self.angle
-        braking_speed = math.sqrt(2 * drive.acceleration * abs(error))
-        desired = math.copysign(min(drive.max_speed, braking_speed), error)
-        change = drive.acceleration * dt
-        speed = min(max(desired, self.velocity - change), self.velocity + change)
-        step = speed * dt
-        if step * error > 0 and abs(step) >= abs(error):
-            return self.angle + error
-        return self.angle + step
-
-    def _move(self, dt: float, wanted: float, hand_angle: float | None, jammed: bool) -> None:
-        if jammed:
-            actual = self.angle
-        elif hand_angle is not None:
-            actual = hand_angle
-        else:
-            actual = wanted
-        actual = self.geometry.clamp(actual)
-        self.velocity = (actual - self.angle) / dt
-        self.angle = actual
-        if actual <= self.geometry.lower_stop + 0.5:
+    def _track_stops(self) -> None:
+        if self.angle <= self.geometry.lower_stop + 0.5:
             self.touched_lower = True
-        if actual >= self.geometry.upper_stop - 0.5:
+        if self.angle >= self.geometry.upper_stop - 0.5:
             self.touched_upper = True
 
-    def _update_effort(self, drive: _Drive, wanted: float) -> None:
-        self.load = self._effort(drive, wanted)
-        if drive.torque_on:
-            current = _IDLE_CURRENT + abs(self.load) / _FULL_LOAD * drive.stall_current
-            self.current = min(current, drive.current_limit)
+    def _update_current(self, torque_on: bool, limits: _Limits) -> None:
+        if torque_on:
+            current = _IDLE_CURRENT + abs(self.load) / _FULL_LOAD * limits.stall_current
+            self.current = min(current, limits.current_limit)
         else:
             self.current = 0.0
-
-    def _effort(self, drive: _Drive, wanted: float) -> float:
-        """The load the servo would report now, in 0.1 % units, signed by its push."""
-        if not drive.torque_on:
-            return 0.0
-        error = 0.0 if drive.goal is None else drive.goal - self._position(drive.offset)
-        held_back = abs(wanted - self.angle) > 1e-9
-        if held_back or self.velocity == 0.0:  # pushing against something, or holding still
-            magnitude = drive.stall_gain * abs(error)
-            direction = error
-        else:
-            speed_share = min(abs(self.velocity) / max(drive.max_speed, 1.0), 1.0)
-            magnitude = _FRICTION_LOAD + _SPEED_LOAD * speed_share
-            direction = self.velocity
-        return math.copysign(min(magnitude, drive.torque_limit), direction)
 
     def _update_temperature(self, dt: float, pinned: float | None) -> None:
         if pinned is not None:
@@ -444,33 +494,54 @@ class ServoModel:
         steady = self.ambient + _HEATING * self.current**2 * _COOLING_TIME
         self.temperature = steady + (self.temperature - steady) * math.exp(-dt / _COOLING_TIME)
 
-    def _protect(self, dt: float, drive: _Drive) -> bool:
-        """Latch overload, unload the torque on faults; True when the torque was switched off."""
-        if drive.torque_on and abs(self.load) > drive.overload_load:
+    def _protect(self, dt: float, torque_on: bool, limits: _Limits) -> None:
+        """Latch overload, and unload the torque on the faults Unloading_Condition names."""
+        if not torque_on:
+            self._overloaded_for = 0.0
+            return
+        if abs(self.load) > limits.overload_load:
             self._overloaded_for += dt
-            if self._overloaded_for >= drive.protection_time:
+            if self._overloaded_for >= limits.protection_time:
                 self._latched |= ServoFault.OVERLOAD
         else:
             self._overloaded_for = 0.0
-        if drive.torque_on and self.error_bits() & self._get("Unloading_Condition"):
+        faults = self._latched
+        if round(self.temperature) > limits.max_temperature:
+            faults |= ServoFault.OVERHEAT
+        if limits.unloading & ServoFault.VOLTAGE and self._voltage_fault:
+            faults |= ServoFault.VOLTAGE
+        if faults & limits.unloading:
             self._store("Torque_Enable", 0)
-            return True
-        return False
+            self._drive = None
 
     # -- readings ------------------------------------------------------------------------
 
+    def _encoder_turns(self) -> int:
+        return math.floor((self.geometry.mount + self.angle) / ENCODER_RESOLUTION)
+
+    def _position(self) -> float:
+        """The unrounded Present_Position: single-turn, or counted on in multi-turn mode."""
+        offset = self._get("Homing_Offset")
+        if self._get("Phase") & _MULTI_TURN:
+            counted = self.geometry.mount + self.angle - self._turn_base * ENCODER_RESOLUTION
+            return counted - offset
+        return self.geometry.present_position(self.angle, offset)
+
     def _reading(self) -> int:
-        return reported(self._position(self._get("Homing_Offset")))
+        position = self._position()
+        if self._get("Phase") & _MULTI_TURN:
+            return max(-_POSITION_LIMIT, min(math.floor(position + 0.5), _POSITION_LIMIT))
+        return reported(position)
 
     def _publish(self) -> None:
         """Copy the physical state into the read-only registers."""
         self._store("Present_Position", self._reading())
-        self._store("Present_Velocity", _clamp_int(self.velocity, 32767))
+        self._store("Present_Velocity", _clamp_int(self.motion.velocity, 32767))
         self._store("Present_Load", _clamp_int(self.load, 1000))
         self._store("Present_Voltage", _clamp_int(self.voltage * 10, 255, low=0))
         self._store("Present_Temperature", _clamp_int(self.temperature, 255, low=0))
         self._store("Status", int(self.error_bits()))
-        self._store("Moving", int(abs(self.velocity) > _MOVING_SPEED))
+        self._store("Moving", int(self.motion.moving))
         self._store("Present_Current", _clamp_int(self.current / _CURRENT_UNIT, 0xFFFF, low=0))
 
     def telemetry(self) -> Telemetry:
@@ -491,7 +562,14 @@ class ServoModel:
         )
 
     def settled(self) -> bool:
-        return abs(self.velocity) < _MOVING_SPEED
+        return not self.motion.moving
+
+    def place(self, angle: float) -> None:
+        """Put the joint at ``angle`` at once (a hand, or a re-assembly); the loop follows."""
+        self.motion.angle = self.geometry.clamp(angle)
+        self.motion.velocity = 0.0
+        if self.motion.setpoint is not None:
+            self.motion.setpoint = self.motion.angle
 
 
 def _covers(address: int, length: int, reg: Register) -> bool:

@@ -5,7 +5,9 @@
 it frames requests with ``FrameReader``, asks the arm for replies, and writes each reply no
 earlier than a real bus could deliver it: request bytes, then per reply the servo's
 Return_Delay_Time and the reply bytes, all at the configured baud rate, queued behind whatever
-the bus is still busy with.
+the bus is still busy with, after the USB adapter's latency (``so101d.sim.usb``). A reply that
+is not yet due is not yet in the client's input: a client that flushes its input and sends
+again before then still gets it, late, as from a real adapter.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ def dispatch(request: Packet, servos: Sequence[ServoModel]) -> Replies:
     """Carry out one instruction on the servos that hear it; return their status packets."""
     handler = _HANDLERS.get(request.code)
     return handler(request, servos) if handler is not None else []
+
+
+_STATIC_AREA = 40  # addresses below Torque_Enable hold settings, nothing the physics changes
+
+
+def is_static_request(request: Packet) -> bool:
+    """True for a request whose answer the joint's motion cannot change (a ping, a read of
+    settings), so the physics need not catch up first."""
+    if request.code == Instruction.PING:
+        return True
+    if request.code in (Instruction.READ, Instruction.SYNC_READ) and len(request.params) >= 2:
+        address, length = request.params[0], request.params[1]
+        return address + length <= _STATIC_AREA
+    return False
 
 
 def _status(servo: ServoModel, data: bytes = b"", ident: int | None = None) -> Packet:
@@ -186,8 +202,11 @@ class WireServer:
         client_baudrate: Callable[[], int | None],
         default_baudrate: int,
         name: str,
+        latency: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._master = master
+        self._latency = latency
+        self._last_delivery = 0.0  # when the adapter handed the last request to the bus
         self._handler = handler
         self._client_baudrate = client_baudrate
         self._default_baudrate = default_baudrate
@@ -246,7 +265,9 @@ class WireServer:
         client_baud = self._client_baudrate()
         baud = client_baud or self._default_baudrate
         replies = self._handler(request, client_baud)
-        due = max(arrival, self._bus_free_at) + wire_time(request.wire_size, baud)
+        delivered = max(arrival + self._latency(), self._last_delivery)  # USB keeps order
+        self._last_delivery = delivered
+        due = max(delivered, self._bus_free_at) + wire_time(request.wire_size, baud)
         for reply in replies:
             due += reply.delay + wire_time(len(reply.data), baud)
             self._outbox.append((due, reply.data))
