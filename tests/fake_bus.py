@@ -118,6 +118,7 @@ def fake_arm(
                 "Torque_Enable": 0,
                 "Present_Voltage": 120,
                 "Present_Temperature": 30,
+                "Acceleration": 254,  # as the session start sets it
             }
         )
         for joint, value in positions.items()

@@ -133,7 +133,7 @@ def test_a_servo_reset_mid_teleop_ends_the_session(
     daemon = in_teleop(pair, start_daemon)
     pair.follower.power_cycle()  # a brown-out: RAM defaults, torque off
     status = daemon.wait_state("fault")
-    assert "lost torque" in status["reason"], status["reason"]
+    assert "reset while mirroring" in status["reason"], status["reason"]
     assert_clean_log(daemon)
 
 

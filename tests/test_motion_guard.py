@@ -8,6 +8,7 @@ import pytest
 
 from so101d.faults import PairFault
 from so101d.motion import ArmGuard, MotionGate, MotionLimits, MotionRefused, degrees_to_ticks
+from so101d.motion.settings import ACCELERATION
 from tests.fake_bus import FakeBus, FakeClock, fake_arm
 
 LIMITS = MotionLimits(margin_deg=2.0, max_speed_dps=180.0, max_dt_s=0.05)
@@ -215,11 +216,15 @@ def test_release_of_a_vanished_board_says_it_cannot_reach_the_servos() -> None:
     assert "cannot reach its servos" in released.describe()
 
 
-def test_a_servo_reset_reads_as_limp() -> None:
+def test_a_servo_reset_is_seen_in_its_torque_or_its_ram_settings() -> None:
     guard, bus, _, _ = guarded()
+    for servo in bus.servos.values():
+        servo.registers["Acceleration"] = ACCELERATION  # as the session start sets it
     guard.torque_on_holding()
+    assert guard.reset_joints() == []
     bus.servos[MOTOR].registers["Torque_Enable"] = 0
-    assert guard.limp_joints() == [JOINT]
+    bus.servos[5].registers["Acceleration"] = 0  # reset, then torqued again by a goal write
+    assert guard.reset_joints() == [JOINT, "wrist_roll"]
 
 
 # -- holding, settings, calibration ----------------------------------------------------------

@@ -6,8 +6,8 @@ round-robin. A motor that misses its read is asked again on the following cycles
 ``MISSES_BEFORE_FAULT`` misses in a row end the session naming it: a motor that stops
 answering is noticed within ten cycles (0.1 s at 100 Hz), while one late reply on a busy
 bus is not taken for a missing motor. A joint that stays far from its goal is blocked.
-About once a second the torque state of all motors is read back: a servo that reset (a
-brown-out) reads torque off while the loop still runs.
+About once a second every motor is checked for a reset (a brown-out): torque reads off,
+or the RAM setting the session wrote is back at its power-on value.
 """
 
 from __future__ import annotations
@@ -80,15 +80,15 @@ class FollowerHealth:
 
     def _check_torque(self) -> None:
         try:
-            limp = self.guard.limp_joints()
+            reset = self.guard.reset_joints()
         except PortGone as exc:
             raise PairFault(f"follower board disconnected ({exc.port})") from exc
         except BusError:
             return  # a missing motor is caught by the per-motor telemetry accounting
-        if limp:
+        if reset:
             raise SafetyFault(
-                f"follower {', '.join(limp)} lost torque while mirroring (servo reset by a "
-                f"brown-out?); check the follower's power supply"
+                f"follower {', '.join(reset)} reset while mirroring (lost torque or its "
+                f"settings: a brown-out?); check the follower's power supply"
             )
 
     def _check_following(self, reading: Telemetry) -> None:

@@ -24,7 +24,7 @@ from so101d.calibration.model import ArmCalibration
 from so101d.faults import PairFault
 from so101d.feetech import BusError, PortGone, ServoError
 from so101d.motion.gate import MotionGate
-from so101d.motion.settings import SettingChange
+from so101d.motion.settings import ACCELERATION, SettingChange
 
 TICKS_PER_DEGREE = 4096 / 360
 
@@ -231,14 +231,21 @@ class ArmGuard:
         """Torque_Enable of every motor (bus errors propagate)."""
         return {joint: bool(on) for joint, on in self.arm.sync_read("Torque_Enable").items()}
 
-    def limp_joints(self) -> list[str]:
-        """Joints the guard torqued that now read torque off (a servo reset, a brown-out)."""
+    def reset_joints(self) -> list[str]:
+        """Joints the guard torqued whose servo has reset since (a brown-out): torque reads
+        off, or the RAM acceleration the session set is back at its power-on 0 (a goal
+        written after a reset switches torque on again, so torque alone does not tell)."""
         with self._lock:
             meant = list(self._commanded)
         if not meant:
             return []
         state = self.torque_state()
-        return [joint for joint in meant if not state.get(joint, False)]
+        acceleration = self.arm.sync_read("Acceleration")
+        return [
+            joint
+            for joint in meant
+            if not state.get(joint, False) or acceleration.get(joint) != ACCELERATION
+        ]
 
     def _torque_state_per_motor(self) -> dict[str, bool | None]:
         """Torque_Enable per joint, None where the motor did not answer."""

@@ -17,6 +17,7 @@ from so101d.arm import Arm
 from so101d.calibration.model import GRIPPER, Role
 
 _PHASE_MULTI_TURN = 0x10
+ACCELERATION = 254  # configure_motors(acceleration=254), in 100 ticks/s² (0 = no limit)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("Operating_Mode", _fixed(0), text="position mode"),
     Setting("Phase", lambda p: p & ~_PHASE_MULTI_TURN, text="single-turn readings"),
     Setting("Return_Delay_Time", _fixed(0), text="answer without delay"),
+    # RAM: back to 0 whenever the servo resets, which is how a reset is noticed mid-session.
+    Setting("Acceleration", _fixed(ACCELERATION), text="LeRobot's acceleration"),
     Setting("P_Coefficient", _fixed(16), _FOLLOWER),
     Setting("I_Coefficient", _fixed(0), _FOLLOWER),
     Setting("D_Coefficient", _fixed(32), _FOLLOWER),
