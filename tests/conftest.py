@@ -53,10 +53,16 @@ def pair(work: Path) -> Iterator[PairSetup]:
 def start_daemon(work: Path) -> Iterator[StartDaemon]:
     daemons: list[Daemon] = []
 
-    def start(*pairs: PairSetup, env: dict[str, str] | None = None, **settings: object) -> Daemon:
+    def start(
+        *pairs: PairSetup,
+        env: dict[str, str] | None = None,
+        top: str = "",
+        **settings: object,
+    ) -> Daemon:
+        """``top``: more top-level lines of the config; ``settings``: keys of every pair."""
         text = (
             f'calibration_dir = "{work / "calibration"}"\n'
-            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n\n'
+            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n{top}\n'
         )
         text += "\n\n".join(p.toml(**settings) for p in pairs)
         daemon = Daemon(text, work, env)

@@ -18,6 +18,8 @@ from typing import Any
 
 from so101d import __version__
 from so101d.api import ApiError, ApiServer
+from so101d.calibrate.desk import CalibrationDesk
+from so101d.calibrate.session import SessionSettings
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
 from so101d.pair import REST_MOVE_TIMEOUT_S, PairRunner
@@ -46,6 +48,7 @@ class Supervisor:
         }
         ports = [arm.port for pair in config.pairs.values() for arm in (pair.leader, pair.follower)]
         self.watcher = DeviceWatcher(ports, self._devices_changed)
+        self.calibration = CalibrationDesk(config.pairs, self.runners, session_settings(config))
         self.api = ApiServer(
             config.socket,
             {
@@ -53,6 +56,7 @@ class Supervisor:
                 "pause": self._pause,
                 "resume": self._resume,
                 "estop": self._estop,
+                **self.calibration.handlers(),
             },
         )
         self.started = time.monotonic()
@@ -123,6 +127,7 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        self.calibration.abort_all("the daemon is stopping", resume=False)
         for runner in self.runners.values():
             runner.stop()
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -148,16 +153,19 @@ class Supervisor:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "config": str(self.config.path),
             "pairs": {name: runner.snapshot() for name, runner in self.runners.items()},
+            "calibration": self.calibration.summary(),
         }
 
     def _pause(self, params: dict[str, Any]) -> dict[str, Any]:
         chosen = self._chosen(params)
+        self.calibration.refuse_if_held([r.config.name for r in chosen], "pause")
         for runner in chosen:
             runner.pause()
         return {"paused": [r.config.name for r in chosen]}
 
     def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
         chosen = self._chosen(params)
+        self.calibration.refuse_if_held([r.config.name for r in chosen], "resume")
         for runner in chosen:
             runner.resume()
         return {"resumed": [r.config.name for r in chosen]}
@@ -165,6 +173,7 @@ class Supervisor:
     def _estop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Torque off on every follower from this thread, read back before the reply."""
         log.warning("emergency stop requested: every follower's torque goes off")
+        self.calibration.abort_all("emergency stop", resume=False)
         released = {name: runner.emergency_stop() for name, runner in self.runners.items()}
         for name, release in released.items():
             level = logging.WARNING if release.ok else logging.ERROR
@@ -181,6 +190,14 @@ class Supervisor:
         if name not in self.runners:
             raise ApiError(f"no pair named {name!r}; pairs: {', '.join(self.runners)}")
         return [self.runners[name]]
+
+
+def session_settings(config: Config) -> SessionSettings:
+    return SessionSettings(
+        config.calibration_dir,
+        idle_timeout_s=config.calibration_idle_timeout_s,
+        full_turn_wrist_roll=config.calibration_wrist_roll == "full_turn",
+    )
 
 
 @contextmanager
