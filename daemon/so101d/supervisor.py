@@ -18,8 +18,7 @@ from typing import Any
 
 from so101d import __version__
 from so101d.api import ApiError, ApiServer
-from so101d.calibrate.desk import CalibrationDesk
-from so101d.calibrate.session import SessionSettings
+from so101d.calibrate.desk import CalibrationDesk, session_settings
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
 from so101d.pair import REST_MOVE_TIMEOUT_S, PairRunner
@@ -190,14 +189,6 @@ class Supervisor:
         if name not in self.runners:
             raise ApiError(f"no pair named {name!r}; pairs: {', '.join(self.runners)}")
         return [self.runners[name]]
-
-
-def session_settings(config: Config) -> SessionSettings:
-    return SessionSettings(
-        config.calibration_dir,
-        idle_timeout_s=config.calibration_idle_timeout_s,
-        full_turn_wrist_roll=config.calibration_wrist_roll == "full_turn",
-    )
 
 
 @contextmanager

@@ -42,7 +42,7 @@ from so101d.calibrate.session import (
     Target,
 )
 from so101d.calibration.model import Role
-from so101d.config import PairConfig
+from so101d.config import Config, PairConfig
 
 
 class CalibrationDesk:
@@ -174,6 +174,14 @@ class CalibrationDesk:
         if pair not in self.pairs:
             raise ApiError(f"no pair named {pair!r}; pairs: {', '.join(self.pairs)}")
         return str(pair)
+
+
+def session_settings(config: Config) -> SessionSettings:
+    return SessionSettings(
+        config.calibration_dir,
+        idle_timeout_s=config.calibration_idle_timeout_s,
+        full_turn_wrist_roll=config.calibration_wrist_roll == "full_turn",
+    )
 
 
 def _role(value: object) -> Role:
