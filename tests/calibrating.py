@@ -54,6 +54,13 @@ def wait_step(daemon: Daemon, step: str, timeout: float = 30.0) -> dict[str, Any
         ) from None
 
 
+def start_sweeping(daemon: Daemon, arm: str) -> None:
+    """A session on ``arm``, its neutral pose captured where the arm is."""
+    daemon.call("calibrate.start", arm=arm)
+    wait_step(daemon, "homing")
+    daemon.call("calibrate.capture")
+
+
 def refused(daemon: Daemon, method: str, **params: Any) -> ApiError:
     try:
         daemon.call(method, **params)

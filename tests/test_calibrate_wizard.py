@@ -9,18 +9,16 @@ from pathlib import Path
 from so101d.calibration.model import Role
 from tests.arms import bus_on
 from tests.calibrating import (
-    MIDDLE,
     assert_backup_and_sibling,
     assert_eeprom_holds,
     assert_saved_true_travel,
-    pose,
     state,
 )
 from tests.commands import so101d
 from tests.daemon_harness import PairSetup, StartDaemon, torque_enabled
 from tests.pty_terminal import Terminal
-from tests.test_daemon import assert_clean_log, in_teleop
-from tests.test_daemon_calibrate import LEADER_ID, old_leader_file
+from tests.test_daemon import assert_clean_log
+from tests.test_daemon_calibrate import LEADER_ID, in_teleop_with_an_old_leader_file
 from tests.waiting import wait_for
 
 CAPTURE = "then press Enter to capture"
@@ -32,9 +30,7 @@ def test_the_wizard_calibrates_through_the_daemon_and_re_attaches(
     pair: PairSetup, start_daemon: StartDaemon, work: Path
 ) -> None:
     root = work / "calibration"
-    path = old_leader_file(root, pair.leader)
-    daemon = in_teleop(pair, start_daemon)
-    pose(pair.leader, MIDDLE)
+    daemon, path = in_teleop_with_an_old_leader_file(pair, start_daemon, root)
     config = ("--config", str(daemon.config))
 
     first = Terminal("calibrate", *config, "--arm", "leader")

@@ -22,13 +22,20 @@ from tests.calibrating import (
     assert_saved_true_travel,
     pose,
     refused,
+    start_sweeping,
     state,
     straddle_the_seam,
     sweep,
     wait_step,
 )
 from tests.commands import so101d
-from tests.daemon_harness import PairSetup, StartDaemon, save_arm_calibration, torque_enabled
+from tests.daemon_harness import (
+    Daemon,
+    PairSetup,
+    StartDaemon,
+    save_arm_calibration,
+    torque_enabled,
+)
 from tests.lerobot_env import LeRobotScript
 from tests.test_daemon import assert_clean_log, in_teleop
 from tests.waiting import wait_for
@@ -50,14 +57,21 @@ def old_leader_file(root: Path, leader: VirtualArm) -> Path:
     return path
 
 
+def in_teleop_with_an_old_leader_file(
+    pair: PairSetup, start_daemon: StartDaemon, root: Path
+) -> tuple[Daemon, Path]:
+    """The daemon mirroring, the leader's old file in place, the leader held at its middle."""
+    path = old_leader_file(root, pair.leader)
+    daemon = in_teleop(pair, start_daemon)
+    pose(pair.leader, MIDDLE)
+    return daemon, path
+
+
 def test_a_full_session_through_the_socket(
     pair: PairSetup, start_daemon: StartDaemon, work: Path
 ) -> None:
     root = work / "calibration"
-    path = old_leader_file(root, pair.leader)
-    daemon = in_teleop(pair, start_daemon)
-
-    pose(pair.leader, MIDDLE)
+    daemon, path = in_teleop_with_an_old_leader_file(pair, start_daemon, root)
     started = daemon.call("calibrate.start", pair="main", arm="leader")
     assert (started["session"], started["step"]) == ("1", "starting")
     homing = wait_step(daemon, "homing")
@@ -188,9 +202,7 @@ def test_estop_mid_sweep_aborts_then_torques_off_everything(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
     daemon = in_teleop(pair, start_daemon)
-    daemon.call("calibrate.start", arm="follower")  # the session holds the follower's port
-    wait_step(daemon, "homing")
-    daemon.call("calibrate.capture")
+    start_sweeping(daemon, "follower")  # the session holds the follower's port
     pair.follower.hold({"elbow_flex": 0.9, "shoulder_pan": 0.2})
     wait_for(lambda: state(daemon)["joints"]["elbow_flex"]["range"] > 300)
     for motor in pair.follower.motor_ids:  # something switched torque on meanwhile
@@ -217,9 +229,7 @@ def test_an_unplug_mid_sweep_aborts_with_the_reason(
     pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
     daemon = in_teleop(pair, start_daemon)
-    daemon.call("calibrate.start", arm="leader")
-    wait_step(daemon, "homing")
-    daemon.call("calibrate.capture")
+    start_sweeping(daemon, "leader")
     pair.leader.set_motion("sweep")
     wait_for(lambda: state(daemon)["joints"]["shoulder_pan"]["range"] > 300)
     pair.leader.unplug()

@@ -164,17 +164,9 @@ class PairRunner(threading.Thread):
             if time.monotonic() > deadline:
                 raise PairFault(f"pair {self.config.name} did not pause in {LEND_TIMEOUT_S:g} s")
             time.sleep(LEND_POLL_S)
-        settings = self.config.leader if role is Role.LEADER else self.config.follower
-        arm = Arm(
-            role,
-            settings.port,
-            settings.motor_ids,
-            {},
-            baudrate=self.config.baudrate,
-            timeout_s=self.config.bus_timeout_ms / 1000,
-        )
+        arm = uncalibrated_arm(self.config, role)
         with self._port_lock:
-            _open(arm)
+            open_arm(arm)
             guard = self._guard(arm)
             if role is Role.FOLLOWER:
                 self._follower_guard = guard
@@ -368,14 +360,7 @@ class PairRunner(threading.Thread):
     def _release_unheld_follower(self) -> Release:
         """Torque off on a follower whose port the pair does not hold (waiting, fault...)."""
         follower = self.config.follower
-        arm = Arm(
-            Role.FOLLOWER,
-            follower.port,
-            follower.motor_ids,
-            {},
-            baudrate=self.config.baudrate,
-            timeout_s=self.config.bus_timeout_ms / 1000,
-        )
+        arm = uncalibrated_arm(self.config, Role.FOLLOWER)
         try:
             arm.open()
         except BusError as exc:
@@ -509,6 +494,13 @@ def arm_guard(arm: Arm, config: PairConfig, gate: MotionGate) -> ArmGuard:
     return ArmGuard(arm, gate, limits)
 
 
+def uncalibrated_arm(config: PairConfig, role: Role) -> Arm:
+    """One of the pair's arms, not opened, without a calibration (torque off, reads only)."""
+    arm = config.leader if role is Role.LEADER else config.follower
+    timeout_s = config.bus_timeout_ms / 1000
+    return Arm(role, arm.port, arm.motor_ids, {}, baudrate=config.baudrate, timeout_s=timeout_s)
+
+
 @contextlib.contextmanager
 def open_arms(config: PairConfig, calibration: PairCalibration) -> Iterator[tuple[Arm, Arm]]:
     """Both arms of a pair, opened (exclusively) and closed again on exit."""
@@ -522,14 +514,15 @@ def open_arms(config: PairConfig, calibration: PairCalibration) -> Iterator[tupl
     ]
     try:
         for arm in arms:
-            _open(arm)
+            open_arm(arm)
         yield arms[0], arms[1]
     finally:
         for arm in arms:
             arm.close()
 
 
-def _open(arm: Arm) -> None:
+def open_arm(arm: Arm) -> None:
+    """Open an arm's port exclusively; PairFault naming what holds it or that it went away."""
     try:
         arm.open()
     except PortBusy as exc:

@@ -17,9 +17,8 @@ from so101d.calibrate.desk import CalibrationDesk, session_settings
 from so101d.calibration.model import Role
 from so101d.config import Config, PairConfig
 from so101d.faults import PairFault
-from so101d.feetech import BusError, PortBusy
 from so101d.motion import ArmGuard, MotionGate, Release
-from so101d.pair import arm_guard
+from so101d.pair import arm_guard, open_arm, uncalibrated_arm
 
 
 class PortHost:
@@ -52,21 +51,8 @@ class PortHost:
             arm.close()
 
     def _opened(self, role: Role) -> Arm:
-        settings = self.config.leader if role is Role.LEADER else self.config.follower
-        arm = Arm(
-            role,
-            settings.port,
-            settings.motor_ids,
-            {},
-            baudrate=self.config.baudrate,
-            timeout_s=self.config.bus_timeout_ms / 1000,
-        )
-        try:
-            arm.open()
-        except PortBusy as exc:
-            raise PairFault(f"{role}: {exc} (the daemon or lerobot running?)") from exc
-        except BusError as exc:
-            raise PairFault(f"{role}: cannot open {settings.port}: {exc}") from exc
+        arm = uncalibrated_arm(self.config, role)
+        open_arm(arm)
         return arm
 
 
