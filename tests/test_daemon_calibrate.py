@@ -172,6 +172,9 @@ def test_conflicts_unswept_joints_and_an_idempotent_abort(
     daemon.call("calibrate.start", arm="follower")
     wait_step(daemon, "homing")
 
+    shown = so101d("status", "--config", str(daemon.config)).stdout
+    assert "calibration session 1: pair main, follower, homing" in shown
+    assert "paused since" in shown and "calibration session 1 (main follower" in shown
     second = refused(daemon, "calibrate.start", arm="leader")
     assert second.code == CONFLICT
     assert "calibration session 1 (main follower 'main_follower') is active" in str(second)
