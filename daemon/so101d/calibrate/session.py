@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -261,6 +261,8 @@ class CalibrationSession:
             requested = self._end
             if requested is not None and end.step is not Step.SAVED:
                 end = requested  # an abort that raced the error says why it was asked for
+            elif requested is not None and not requested.resume:
+                end = replace(end, resume=False)  # saved just before an e-stop: no resume
             if guard is not None and end.step is Step.ABORTED:
                 guard.release()  # limp already; an e-stop wants it read back once more
             self.host.return_arm(guard, resume=end.resume)
