@@ -48,7 +48,8 @@ log = logging.getLogger("so101d.calibrate")
 
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 SAMPLE_PERIOD_S = 0.02  # 50 Hz, as LeRobot's range recording
-MAX_BUS_ERRORS = 3  # in a row: a vanished motor, not a glitch
+# Reads failing this long without a break: a vanished motor, not a slow answer on a busy Pi.
+BUS_ERROR_GRACE_S = 1.0
 ABORT_WAIT_S = 5.0
 
 
@@ -282,7 +283,7 @@ class CalibrationSession:
             )
 
     def _sample_until_end(self, guard: ArmGuard) -> _End:
-        errors = 0
+        failing_since: float | None = None
         while True:
             if self._end is not None:
                 return self._end
@@ -293,14 +294,14 @@ class CalibrationSession:
                 return _End(Step.ABORTED, f"idle timeout: no client for {idle:.0f} s", True)
             try:
                 present = guard.arm.read_positions()
-                errors = 0
             except PortGone:
                 raise
             except BusError:
-                errors += 1
-                if errors >= MAX_BUS_ERRORS:
+                failing_since = self.clock() if failing_since is None else failing_since
+                if self.clock() - failing_since >= BUS_ERROR_GRACE_S:
                     raise
             else:
+                failing_since = None
                 self._record(present)
             self._wake.wait(self.settings.sample_period_s)
             self._wake.clear()
