@@ -59,12 +59,14 @@ def start_daemon(work: Path) -> Iterator[StartDaemon]:
         *pairs: PairSetup,
         env: dict[str, str] | None = None,
         per_pair: dict[str, dict[str, object]] | None = None,
+        top: str = "",
         **settings: object,
     ) -> Daemon:
-        """``settings`` for every pair, ``per_pair[name]`` for that one on top."""
+        """``settings`` for every pair, ``per_pair[name]`` for that one on top; ``top``: more
+        top-level lines of the config."""
         text = (
             f'calibration_dir = "{work / "calibration"}"\n'
-            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n\n'
+            f'socket = "{work / "api.sock"}"\nstats_interval_s = 1.0\n{top}\n'
         )
         text += "\n\n".join(
             p.toml(**{**settings, **(per_pair or {}).get(p.name, {})}) for p in pairs

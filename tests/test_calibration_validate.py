@@ -159,7 +159,8 @@ def test_barely_swept_message(tmp_path: Path) -> None:
     path = write(tmp_path / "f.json", calibration)
     (message,) = only(validate_file(path, Role.FOLLOWER), "barely_swept")
     assert message == (
-        f"{path}: elbow_flex range is 12 ticks: the joint was barely moved during "
+        f"{path}: elbow_flex range is 12 ticks (it travels at least 1800 on any SO-101): "
+        "the joint was barely moved during "
         "calibration; recalibrate with lerobot-calibrate or so101d and move every joint "
         "through its full range"
     )
@@ -176,8 +177,14 @@ def test_follower_band_miss_gives_the_deviation_in_sigma(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("joint", "span", "code"),
     [
-        ("elbow_flex", 199, "barely_swept"),
-        ("elbow_flex", 200, None),
+        ("gripper", 199, "barely_swept"),
+        ("gripper", 200, None),
+        # a quarter of the joint's shortest travel on any SO-101, whatever the absolute number
+        ("elbow_flex", 449, "barely_swept"),
+        ("elbow_flex", 450, None),
+        ("wrist_roll", 300, "barely_swept"),
+        ("wrist_roll", 749, "barely_swept"),
+        ("wrist_roll", 750, None),
         ("shoulder_lift", 3899, None),
         ("shoulder_lift", 3900, "encoder_wrap"),
         ("wrist_roll", 4095, None),
@@ -315,3 +322,28 @@ def test_arbitrary_numbers_never_crash_validate(
 def test_validate_bytes_needs_no_file() -> None:
     report = validate_bytes(serialize_calibration(FOLLOWER), Path("in-memory.json"), Role.FOLLOWER)
     assert report.findings == ()
+
+
+def test_a_tools_extra_section_is_ignored_with_one_warning(tmp_path: Path) -> None:
+    document: dict[str, object] = {j: m.as_dict() for j, m in FOLLOWER.items()}
+    document["metadata"] = {"tool": "some-recorder", "date": "2026-11-30"}
+    document["notes"] = "recalibrated after the gripper swap"
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(document, indent=4))
+    report = validate_file(path, Role.FOLLOWER)
+    assert report.usable
+    assert report.calibration == FOLLOWER
+    (warning,) = [f for f in report.findings if f.level is Level.WARNING]
+    assert warning.code == "extra_section"
+    assert "ignored 'metadata', 'notes': not a joint" in report.explain(warning)
+    assert report.count(Level.ERROR) == 0
+
+
+def test_a_misspelled_joint_is_still_an_error_not_an_ignored_section(tmp_path: Path) -> None:
+    document: dict[str, object] = {j: m.as_dict() for j, m in FOLLOWER.items()}
+    document["wrist_rol"] = {"id": 5, "range_min": 0}  # shaped like a joint entry
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(document, indent=4))
+    report = validate_file(path, Role.FOLLOWER)
+    assert not report.usable
+    assert {f.code for f in report.findings if f.joint == "wrist_rol"} == {"missing_field"}

@@ -6,6 +6,14 @@ Replies are strict JSON (no NaN or infinity), so any JSON tool can read them; a 
 carrying ``NaN``, ``Infinity`` or a number no double holds (``1e400``) is refused as
 invalid JSON, since its id could not be echoed.
 
+An error may carry a machine-readable ``code``, HTTP's number for the same meaning, which a
+web front end passes on as its status: 409 (:data:`CONFLICT`, the request collides with
+what holds the pair, e.g. a calibration session: the message names it) and 422
+(:data:`UNPROCESSABLE`, the request is understood but its subject is not ready, e.g. joints
+not yet swept). It may carry more keys with details (``unswept``: the joints). Errors
+without a code are bad requests or internal errors. The calibration methods are described
+in :mod:`so101d.calibrate.desk`.
+
 The server runs in one thread over non-blocking sockets, so a misbehaving client (garbage,
 huge lines, never reading its replies, vanishing mid-request) costs only its own connection.
 Idle clients are dropped after a timeout, and at the client limit the longest-idle one makes
@@ -47,8 +55,25 @@ _RECV_CHUNK = 64 * 1024
 _START_HINT = "start it with `systemctl start lerobot`, or in the foreground with `so101d run`"
 
 
+CONFLICT = 409
+UNPROCESSABLE = 422
+
+
 class ApiError(Exception):
-    """A request failed: refused by the daemon, or no usable reply."""
+    """A request failed: refused by the daemon, or no usable reply.
+
+    ``code``: :data:`CONFLICT`, :data:`UNPROCESSABLE` or None; ``details``: more keys of the
+    error object (JSON values).
+    """
+
+    def __init__(self, message: str, code: int | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+    def as_error(self) -> dict[str, Any]:
+        code = {} if self.code is None else {"code": self.code}
+        return {**self.details, "message": str(self), **code}
 
 
 class DaemonNotRunning(ApiError):
@@ -279,7 +304,7 @@ def _answer_request(line: bytes, handlers: Mapping[str, Handler]) -> dict[str, A
     try:
         result = handler(params)
     except ApiError as exc:
-        return _error_reply(request_id, str(exc))
+        return {"id": request_id, "error": exc.as_error()}
     except Exception as exc:
         log.exception("control socket: method %s failed", method)
         return _error_reply(request_id, f"internal error in {method}: {exc!r}")
@@ -443,8 +468,11 @@ def _result(line: bytes, request_id: int, path: Path) -> Any:
         raise ApiError(f"unexpected reply from so101d on {path}: {line[:200]!r}")
     if "error" in reply:
         error = reply["error"]
-        message = error.get("message") if isinstance(error, dict) else None
-        raise ApiError(str(message or error))
+        if not isinstance(error, dict):
+            raise ApiError(str(error))
+        details = {k: v for k, v in error.items() if k not in ("message", "code")}
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        raise ApiError(str(error.get("message") or error), code, **details)
     if "result" not in reply:
         raise ApiError(f"reply from so101d on {path} has neither result nor error")
     return reply["result"]

@@ -66,9 +66,10 @@ def _validated(root: Path, arm: ArmFiles) -> FileReport:
     if located.path is None:
         expected = calibration_path(root, arm.role, arm.arm_id)
         raise PairFault(
-            f"no calibration for the {arm.role} '{arm.arm_id}': expected {expected}. Import "
-            f"one with `so101d import-calibration --role {arm.role} --id {arm.arm_id}` "
-            f"(or calibrate the arm with lerobot-calibrate first)",
+            f"no calibration for the {arm.role} '{arm.arm_id}': expected {expected}. "
+            f"Calibrate the arm with `so101d calibrate --arm {arm.role}` (add --pair NAME "
+            f"with several pairs), or import a file with `so101d import-calibration --role "
+            f"{arm.role} --id {arm.arm_id}`",
             Latch.CALIBRATION,
         )
     if located.conflict:

@@ -45,6 +45,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/so101d/config.toml")
 DEFAULT_SOCKET_PATH = Path("/run/so101d/api.sock")
 TEMPLATE = "deploy/config.example.toml"
 STOP_POLICIES = ("release", "hold", "rest")
+WRIST_ROLL_CALIBRATIONS = ("full_turn", "sweep")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -89,6 +90,8 @@ class Config:
     stats_interval_s: float
     log_level: str
     pairs: dict[str, PairConfig]
+    calibration_idle_timeout_s: float = 600.0  # a session no client asks about ends
+    calibration_wrist_roll: str = "full_turn"  # LeRobot's 0..4095, or "sweep": as swept
 
 
 class ConfigError(Exception):
@@ -165,6 +168,7 @@ _TEMPERATURE = _Range(0, 100)
 _JOINT_DEGREES = _Range(-180, 180)
 _MOTOR_ID = _Range(0, MAX_ID)
 _STATS_INTERVAL = _Range(0.1, 3600)
+_IDLE_TIMEOUT = _Range(1, 86400)
 
 
 def load_config(path: str | Path) -> Config:
@@ -213,6 +217,8 @@ def _read_config(top: _Table) -> Config:
     socket = _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), base)
     stats_interval_s = top.number("stats_interval_s", 5.0, _STATS_INTERVAL)
     log_level = top.choice("log_level", "info", LOG_LEVELS)
+    idle_timeout_s = top.number("calibration_idle_timeout_s", 600.0, _IDLE_TIMEOUT)
+    wrist_roll = top.choice("calibration_wrist_roll", "full_turn", WRIST_ROLL_CALIBRATIONS)
     if not top.has("pair"):
         raise top.missing("pair", f"no pair defined: add a [pair.NAME] table (see {TEMPLATE})")
     pair_tables = top.table("pair")
@@ -220,7 +226,16 @@ def _read_config(top: _Table) -> Config:
     _check_socket_path(top, socket)
     pairs = {name: _read_pair(name, table) for name, table in _pair_tables(pair_tables)}
     _check_unique_ports(top.path, pairs.values())
-    return Config(top.path, calibration_dir, socket, stats_interval_s, log_level, pairs)
+    return Config(
+        top.path,
+        calibration_dir,
+        socket,
+        stats_interval_s,
+        log_level,
+        pairs,
+        calibration_idle_timeout_s=idle_timeout_s,
+        calibration_wrist_roll=wrist_roll,
+    )
 
 
 def _pair_tables(pairs: _Table) -> Iterator[tuple[str, _Table]]:

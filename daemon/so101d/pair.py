@@ -52,6 +52,8 @@ STABLE_TELEOP_S = 10.0  # a session this long resets the backoff
 COOLING_CHECK_S = 5.0
 REST_MOVE_TIMEOUT_S = 6.0  # the longest stop move; the daemon's shutdown waits longer
 RELEASE_RETRY_S = 1.0
+LEND_TIMEOUT_S = REST_MOVE_TIMEOUT_S + 10.0  # a pause may first finish the rest move
+LEND_POLL_S = 0.02
 _EMERGENCY = "emergency stop: follower torque off; `so101d resume` to continue"
 
 
@@ -172,6 +174,46 @@ class PairRunner(threading.Thread):
         fresh.gate = self.gate
         fresh.restarts = self.restarts + 1
         return fresh
+
+    # -- lending an arm to a calibration session ---------------------------------------------
+
+    def lend_arm(self, role: Role, reason: str, cancelled: Callable[[], bool]) -> ArmGuard:
+        """Pause the pair for ``reason``, wait until it has closed its ports, then open the arm
+        ``role`` behind a guard of this pair's gate, torque confirmed off on it and on the
+        follower. An e-stop still reaches the follower: through this guard when it is the arm
+        lent, else on its own port, which the pair no longer holds."""
+        self.pause(reason)
+        deadline = time.monotonic() + LEND_TIMEOUT_S
+        while self.state is not State.PAUSED:
+            if cancelled() or self._stopping:
+                raise PairFault(f"{reason}: cancelled while pair {self.config.name} paused")
+            if time.monotonic() > deadline:
+                raise PairFault(f"pair {self.config.name} did not pause in {LEND_TIMEOUT_S:g} s")
+            time.sleep(LEND_POLL_S)
+        arm = uncalibrated_arm(self.config, role)
+        with self._port_lock:
+            open_arm(arm)
+            guard = self._guard(arm)
+            if role is Role.FOLLOWER:
+                self._follower_guard = guard
+            releases = [guard.release()]
+            if role is not Role.FOLLOWER:
+                releases.append(self._release_unheld_follower())
+        failed = [release.describe() for release in releases if not release.ok]
+        if failed:
+            self.return_arm(guard, resume=False)
+            raise PairFault("; ".join(failed))
+        return guard
+
+    def return_arm(self, guard: ArmGuard | None, *, resume: bool) -> None:
+        """Close a lent arm; ``resume``: teleop starts again (never over an emergency stop)."""
+        with self._port_lock:
+            if guard is not None:
+                if self._follower_guard is guard:
+                    self._follower_guard = None
+                guard.arm.close()
+        if resume and not self.gate.emergency:
+            self.resume()
 
     # -- status ----------------------------------------------------------------------------
 
@@ -348,14 +390,7 @@ class PairRunner(threading.Thread):
     def _release_unheld_follower(self) -> Release:
         """Torque off on a follower whose port the pair does not hold (waiting, fault...)."""
         follower = self.config.follower
-        arm = Arm(
-            Role.FOLLOWER,
-            follower.port,
-            follower.motor_ids,
-            {},
-            baudrate=self.config.baudrate,
-            timeout_s=self.config.bus_timeout_ms / 1000,
-        )
+        arm = uncalibrated_arm(self.config, Role.FOLLOWER)
         try:
             arm.open()
         except BusError as exc:
@@ -489,6 +524,13 @@ def arm_guard(arm: Arm, config: PairConfig, gate: MotionGate) -> ArmGuard:
     return ArmGuard(arm, gate, limits)
 
 
+def uncalibrated_arm(config: PairConfig, role: Role) -> Arm:
+    """One of the pair's arms, not opened, without a calibration (torque off, reads only)."""
+    arm = config.leader if role is Role.LEADER else config.follower
+    timeout_s = config.bus_timeout_ms / 1000
+    return Arm(role, arm.port, arm.motor_ids, {}, baudrate=config.baudrate, timeout_s=timeout_s)
+
+
 @contextlib.contextmanager
 def open_arms(config: PairConfig, calibration: PairCalibration) -> Iterator[tuple[Arm, Arm]]:
     """Both arms of a pair, opened (exclusively) and closed again on exit."""
@@ -502,14 +544,15 @@ def open_arms(config: PairConfig, calibration: PairCalibration) -> Iterator[tupl
     ]
     try:
         for arm in arms:
-            _open(arm)
+            open_arm(arm)
         yield arms[0], arms[1]
     finally:
         for arm in arms:
             arm.close()
 
 
-def _open(arm: Arm) -> None:
+def open_arm(arm: Arm) -> None:
+    """Open an arm's port exclusively; PairFault naming what holds it or that it went away."""
     try:
         arm.open()
     except PortBusy as exc:

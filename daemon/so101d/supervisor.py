@@ -23,6 +23,7 @@ from typing import Any
 
 from so101d import __version__
 from so101d.api import ApiError, ApiServer
+from so101d.calibrate.desk import CalibrationDesk, session_settings
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
 from so101d.frames import Frame
@@ -62,6 +63,7 @@ class Supervisor:
         self._started_at: dict[str, float] = {}
         ports = [arm.port for pair in config.pairs.values() for arm in (pair.leader, pair.follower)]
         self.watcher = DeviceWatcher(ports, self._devices_changed)
+        self.calibration = CalibrationDesk(config.pairs, self.runners, session_settings(config))
         self.api = ApiServer(
             config.socket,
             {
@@ -69,6 +71,7 @@ class Supervisor:
                 "pause": self._pause,
                 "resume": self._resume,
                 "estop": self._estop,
+                **self.calibration.handlers(),
             },
         )
         self.started = time.monotonic()
@@ -183,6 +186,7 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        self.calibration.abort_all("the daemon is stopping", resume=False)
         with self._runners_lock:
             self._stopping = True
         for restart in self._restarts.values():
@@ -213,11 +217,13 @@ class Supervisor:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "config": str(self.config.path),
             "pairs": {name: runner.snapshot(frame) for name, runner in self.runners.items()},
+            "calibration": self.calibration.summary(),
         }
 
     def _pause(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._runners_lock:
             chosen = self._chosen(params)
+            self.calibration.refuse_if_held([r.config.name for r in chosen], "pause")
             for runner in chosen:
                 runner.pause()
         return {"paused": [r.config.name for r in chosen]}
@@ -225,6 +231,7 @@ class Supervisor:
     def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._runners_lock:
             chosen = self._chosen(params)
+            self.calibration.refuse_if_held([r.config.name for r in chosen], "resume")
             for runner in chosen:
                 runner.resume()
         return {"resumed": [r.config.name for r in chosen]}
@@ -237,6 +244,7 @@ class Supervisor:
         with self._runners_lock:
             runners = dict(self.runners)
         log.warning("emergency stop requested: every follower's torque goes off")
+        self.calibration.abort_all("emergency stop", resume=False)
         released = {name: runner.emergency_stop() for name, runner in runners.items()}
         for name, release in released.items():
             level = logging.WARNING if release.ok else logging.ERROR

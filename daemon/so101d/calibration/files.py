@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from so101d.calibration.model import FIELDS, ArmCalibration, MotorCalibration
+from so101d.calibration.model import FIELDS, JOINTS, ArmCalibration, MotorCalibration
 
 # Before its 2025 motor-bus rewrite, LeRobot stored one object per arm holding parallel lists.
 LEGACY_KEYS = frozenset(
@@ -65,6 +65,16 @@ def read_bytes(path: Path) -> bytes:
 
 def parse_calibration(data: bytes, path: Path) -> ArmCalibration:
     """Parse a file's bytes (``path`` only names the file in errors)."""
+    return parse_document(data, path)[0]
+
+
+def parse_document(data: bytes, path: Path) -> tuple[ArmCalibration, list[str]]:
+    """The calibration in a file's bytes, and the top-level keys ignored as not joints.
+
+    A key that is not a joint and does not look like one (its value is not an object with
+    any calibration field: a tool's own extra section) is ignored; a key that looks like a
+    joint but is not one stays in the calibration, for the validator to name.
+    """
     document = _decode_json(data, path)
     if _is_legacy(document):
         raise CalibrationFileError(path, [_legacy_problem()])
@@ -77,13 +87,20 @@ def parse_calibration(data: bytes, path: Path) -> ArmCalibration:
         raise CalibrationFileError(path, [FormatProblem("not_object", message)])
     problems: list[FormatProblem] = []
     calibration: ArmCalibration = {}
+    ignored = [key for key, entry in document.items() if not _looks_like_joint(key, entry)]
     for joint, entry in document.items():
+        if joint in ignored:
+            continue
         motor = _parse_joint(joint, entry, problems)
         if motor is not None:
             calibration[joint] = motor
     if problems:
         raise CalibrationFileError(path, problems)
-    return calibration
+    return calibration, ignored
+
+
+def _looks_like_joint(key: str, entry: object) -> bool:
+    return key in JOINTS or (isinstance(entry, dict) and any(f in entry for f in FIELDS))
 
 
 def serialize_calibration(calibration: ArmCalibration) -> bytes:

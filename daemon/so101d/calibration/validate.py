@@ -14,6 +14,9 @@ Thresholds, all in encoder ticks (4096 per turn, 11.4 ticks per degree):
 * ``MIN_SWEEP`` 200 (18 degrees): the smallest healthy travel of any SO-101 joint is the
   leader's handle at roughly 900 ticks; a range under 200 means the joint was hardly moved,
   and teleop would squeeze the other arm's whole motion into it.
+* ``MIN_SWEEP_FRACTION`` 0.25: whatever the absolute number, a range under a quarter of the
+  shortest travel that joint has on any SO-101 (the lower end of its widest band, leader or
+  follower) was barely swept: a wrist_roll of a few hundred ticks is not a wrist_roll.
 * Follower bands are NVIDIA's published SO-101 data (mean and 2 sigma band of
   range_max - range_min); a miss is reported with its deviation in sigma.
 * Leader bands are our own and deliberately broad: the leader's joints 1-5 are the same
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from so101d.calibration.files import (
     CalibrationFileError,
-    parse_calibration,
+    parse_document,
     read_bytes,
     serialize_calibration,
 )
@@ -49,6 +52,7 @@ from so101d.feetech.registers import HALF_TURN, MAX_POSITION
 
 WRAP_SPAN = 3900
 MIN_SWEEP = 200
+MIN_SWEEP_FRACTION = 0.25
 ENCODER_END_MARGIN = 10  # a non-wrist_roll range ending this close to 0 or 4095 may have wrapped
 HOMING_POSE_TOLERANCE = 50  # homing reads 2047 at the middle pose; ranges start from there
 PAIR_MIDPOINT_TOLERANCE = 114  # ticks (10 degrees) of midpoint mismatch before we warn
@@ -121,6 +125,19 @@ def reference_band(role: Role | None, joint: str) -> ReferenceBand | None:
     return bands.get(joint)
 
 
+def shortest_travel(joint: str) -> int | None:
+    """The least travel ``joint`` has on any SO-101, leader or follower (None: not a joint)."""
+    lows = [bands[joint].low for bands in (FOLLOWER_REFERENCE, LEADER_BANDS) if joint in bands]
+    return min(lows) if lows else None
+
+
+def barely_swept(joint: str, span: int) -> bool:
+    """A range too small to be a sweep of this joint: under MIN_SWEEP ticks, or under
+    MIN_SWEEP_FRACTION of the joint's shortest travel on any SO-101."""
+    travel = shortest_travel(joint)
+    return span < MIN_SWEEP or (travel is not None and span < MIN_SWEEP_FRACTION * travel)
+
+
 @dataclass(frozen=True)
 class FileReport:
     """The verdict on one file. ``calibration`` is None when the file could not be parsed."""
@@ -171,10 +188,12 @@ def validate_bytes(
     motor_map: Mapping[str, int] = DEFAULT_MOTOR_MAP,
 ) -> FileReport:
     try:
-        calibration = parse_calibration(data, path)
+        calibration, ignored = parse_document(data, path)
     except CalibrationFileError as exc:
         return _unusable(path, role, exc)
     findings = check_calibration(calibration, role, motor_map)
+    if ignored:
+        findings.insert(0, _extra_sections(ignored))
     if serialize_calibration(calibration) != data:
         findings.append(_noncanonical())
     return FileReport(path, role, calibration, tuple(findings))
@@ -298,9 +317,11 @@ def _check_range(joint: str, motor: MotorCalibration, role: Role | None) -> Iter
         yield Finding(Level.ERROR, "min_not_below_max", message, joint)
     elif joint != WRIST_ROLL and motor.span >= WRAP_SPAN:
         yield _wrapped(joint, motor)
-    elif motor.span < MIN_SWEEP:
+    elif barely_swept(joint, motor.span):
+        travel = shortest_travel(joint)
+        expected = f" (it travels at least {travel} on any SO-101)" if travel else ""
         message = (
-            f"{joint} range is {motor.span} ticks: the joint was barely moved during "
+            f"{joint} range is {motor.span} ticks{expected}: the joint was barely moved during "
             f"calibration; {_RECALIBRATE} and move every joint through its full range"
         )
         yield Finding(Level.ERROR, "barely_swept", message, joint)
@@ -375,6 +396,15 @@ def _midpoint_mismatch(joint: str, mismatch: float, leader: Path, follower: Path
         "arms from the same middle pose"
     )
     return Finding(Level.WARNING, "pair_midpoint_mismatch", message, joint)
+
+
+def _extra_sections(keys: Sequence[str]) -> Finding:
+    names = ", ".join(repr(key) for key in keys)
+    message = (
+        f"ignored {names}: not a joint and not shaped like one (another tool's own section?); "
+        "so101d uses only the joints, and a save by so101d drops it"
+    )
+    return Finding(Level.WARNING, "extra_section", message)
 
 
 def _role_unknown() -> Finding:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from so101d import __version__
 from so101d.cli import (
+    calibrate,
     config,
     demo,
     frames,
@@ -31,6 +32,7 @@ COMMANDS = (
     precheck,
     validate,
     import_calibration,
+    calibrate,
     config,
     install,
     sim,

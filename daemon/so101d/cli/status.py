@@ -138,6 +138,12 @@ def format_status(status: dict[str, Any]) -> str:
         f"so101d {status['version']}, pid {status['pid']}, up {status['uptime_s']:.0f} s, "
         f"config {status['config']}"
     ]
+    session = status.get("calibration")
+    if session and session["step"] not in ("saved", "aborted"):
+        lines.append(
+            f"calibration session {session['session']}: pair {session['pair']}, "
+            f"{session['arm']}, {session['step']} (`so101d calibrate` re-attaches)"
+        )
     for name, pair in status["pairs"].items():
         latched = f" [latched: {pair['latched']}]" if pair.get("latched") else ""
         lines.append(f"\n{name}: {pair['state']} since {pair['since']}{latched}")
