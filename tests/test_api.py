@@ -329,7 +329,12 @@ def test_busy_clients_at_the_limit_refuse_and_log_once_with_a_count(
         busy = [stack.enter_context(RawClient(server.path)) for _ in range(MAX_CLIENTS)]
         for raw in busy:
             raw.send(b'{"id": 1, "method": "ec')  # half a request: not idle
-        wait_for(lambda: all(c.inbox for c in list(server._clients.values())))
+
+        def all_read() -> bool:
+            clients = list(server._clients.values())
+            return len(clients) == MAX_CLIENTS and all(c.inbox for c in clients)
+
+        wait_for(all_read, timeout=30)
         for _ in range(5):
             with pytest.raises(ApiError, match="connection"):  # closed or reset, by timing
                 client.call("echo")
