@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from so101d.feetech import FeetechBus
-from so101d.sim import VirtualArm
+from so101d.sim import Fidelity, VirtualArm
 from tests.arms import bus_on
 from tests.daemon_harness import Daemon, PairSetup, StartDaemon, short_tmpdir, virtual_pair
 
@@ -41,6 +41,17 @@ def work() -> Iterator[Path]:
 @pytest.fixture
 def pair(work: Path) -> Iterator[PairSetup]:
     with virtual_pair(work, "main", "so101", seed=1) as setup:
+        yield setup
+
+
+# A mirror judged to the degree needs arms without weight: under gravity a follower droops
+# by what its P gain (LeRobot's 16) cannot hold, a servo property, not the mirror's.
+WEIGHTLESS = Fidelity(gravity=False)
+
+
+@pytest.fixture
+def weightless_pair(work: Path) -> Iterator[PairSetup]:
+    with virtual_pair(work, "main", "so101", seed=1, fidelity=WEIGHTLESS) as setup:
         yield setup
 
 

@@ -29,7 +29,7 @@ from so101d.api import ApiClient, ApiError
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import MotorCalibration, Role
 from so101d.calibration.store import save_calibration
-from so101d.sim import VirtualArm
+from so101d.sim import Fidelity, VirtualArm
 from so101d.sim.calibration_files import save_matching_calibration
 from tests.waiting import wait_for
 
@@ -72,11 +72,15 @@ class PairSetup:
 
 
 @contextmanager
-def virtual_pair(work: Path, name: str, links: str, seed: int) -> Iterator[PairSetup]:
+def virtual_pair(
+    work: Path, name: str, links: str, seed: int, fidelity: Fidelity | None = None
+) -> Iterator[PairSetup]:
     """A leader and a follower at ``work/<links>_leader`` and ``_follower``, calibrated."""
     with (
-        VirtualArm("leader", work / f"{links}_leader", seed=seed) as leader,
-        VirtualArm("follower", work / f"{links}_follower", seed=seed + 1) as follower,
+        VirtualArm("leader", work / f"{links}_leader", seed=seed, fidelity=fidelity) as leader,
+        VirtualArm(
+            "follower", work / f"{links}_follower", seed=seed + 1, fidelity=fidelity
+        ) as follower,
     ):
         setup = PairSetup(name, leader, follower)
         setup.save_calibrations(work / "calibration")

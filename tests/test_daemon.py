@@ -62,8 +62,9 @@ def assert_clean_log(daemon: Daemon) -> None:
 
 
 def test_boot_ready_then_teleop_tracks_the_moving_leader(
-    pair: PairSetup, start_daemon: StartDaemon
+    weightless_pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
+    pair = weightless_pair
     pair.leader.set_motion("wave")
     daemon = start_daemon(pair)
     daemon.notifications.wait_for(lambda text: "READY=1" in text)
@@ -141,8 +142,9 @@ def test_unplug_and_replug_each_board_without_restarting(
 
 
 def test_goals_stay_inside_the_followers_range_minus_the_margin(
-    pair: PairSetup, start_daemon: StartDaemon
+    weightless_pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
+    pair = weightless_pair
     daemon = start_daemon(pair, clamp_margin_deg=5.0)
     daemon.wait_state("teleop")
     pair.leader.hold({"elbow_flex": 0.0, "wrist_flex": 1.0})  # the hand pushes both to a stop

@@ -21,7 +21,7 @@ from so101d.frames import Frame, convert
 from so101d.sim import Fault
 from tests.commands import so101d
 from tests.daemon_harness import Daemon, PairSetup, StartDaemon, torque_enabled
-from tests.test_daemon import assert_clean_log, in_teleop, one_cycle_ticks, settle_on_leader
+from tests.test_daemon import assert_clean_log, in_teleop, one_cycle_ticks
 from tests.waiting import wait_for
 from tests.wire_tap import RegisterTap
 
@@ -174,7 +174,7 @@ def test_status_publishes_joint_positions_in_a_chosen_frame(
     work: Path, pair: PairSetup, start_daemon: StartDaemon
 ) -> None:
     daemon = in_teleop(pair, start_daemon)
-    settle_on_leader(pair)
+    pair.leader.set_motion(None)
     follower_file = calibration_path(work / "calibration", Role.FOLLOWER, "main_follower")
     calibration = read_calibration(follower_file)
 
