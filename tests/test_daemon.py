@@ -251,6 +251,22 @@ def test_missing_motor_is_named(pair: PairSetup, start_daemon: StartDaemon) -> N
     daemon.wait_state("teleop")
 
 
+def test_replies_late_for_a_second_delay_teleop_without_a_replug(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    pair.leader.inject(Fault.LATE_REPLY, value=0.03)  # every leader reply, past the bus timeout
+    late_since = time.monotonic()
+    daemon = start_daemon(pair)
+    status = daemon.wait_state("fault")
+    assert status["latched"] is None and "late" in status["reason"], status
+    assert "cables" not in status["reason"]
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - late_since)))  # the bus stays slow for 1 s
+    pair.leader.clear()
+    daemon.wait_state("teleop")
+    assert "do not answer" not in daemon.log
+    assert_clean_log(daemon)
+
+
 @pytest.mark.parametrize(
     ("fault", "options", "words", "latched"),
     [

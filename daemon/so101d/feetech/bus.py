@@ -204,6 +204,32 @@ class FeetechBus:
         with self._lock:
             self._send(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params), label)
 
+    def resync(self, quiet: float | None = None, limit: float = 0.25) -> int:
+        """Discard input until the line stays quiet for ``quiet`` s (default: twice the
+        timeout), at most ``limit`` s; return how many bytes were discarded.
+
+        After a timeout a late reply may still be on its way. Waiting it out keeps it from
+        being taken for the answer to the next request, and its bytes tell a late motor
+        from an absent one.
+        """
+        quiet = 2 * self.timeout if quiet is None else quiet
+        with self._lock:
+            ser = self._require_open(None)
+            assert self._poller is not None
+            discarded = 0
+            end = time.monotonic() + limit
+            while (wait := min(quiet, end - time.monotonic())) > 0:
+                if not self._poller.poll(math.ceil(wait * 1000)):
+                    break
+                try:
+                    chunk = ser.read(_READ_CHUNK)
+                except (OSError, termios.error) as exc:
+                    raise self._lost(exc, None) from exc
+                if not chunk:  # readable yet empty: the device hung up
+                    break
+                discarded += len(chunk)
+            return discarded
+
     # -- transactions --------------------------------------------------------------------
 
     def _transact(
