@@ -67,7 +67,8 @@ def _validated(root: Path, arm: ArmFiles) -> FileReport:
         expected = calibration_path(root, arm.role, arm.arm_id)
         raise PairFault(
             f"no calibration for the {arm.role} '{arm.arm_id}': expected {expected}. Import "
-            f"one with `so101d import-calibration --role {arm.role} --id {arm.arm_id}` "
+            f"one with `so101d import-calibration --role {arm.role} --id {arm.arm_id} "
+            f"--to {root}` "
             f"(or calibrate the arm with lerobot-calibrate first)",
             Latch.CALIBRATION,
         )
