@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -202,7 +203,66 @@ def test_socket_garbage_and_dropped_clients_never_disturb_teleop(
     assert_clean_log(daemon)
 
 
-# -- calibration ----------------------------------------------------------------------------
+# -- status that is never stale -----------------------------------------------------------
+
+
+def test_after_an_unplug_status_shows_no_old_value_as_current(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    config = ["--config", str(daemon.config)]
+    live = wait_for(lambda: daemon.pair()["telemetry"])
+    assert live["current"] and live["source"] == "teleop"
+    assert "(teleop, read at " in so101d("status", *config).stdout
+
+    pair.follower.unplug()
+    unplugged = time.monotonic()
+    wait_for(lambda: daemon.pair()["state"] in ("fault", "waiting"))
+    status = daemon.pair()
+    assert status["temperatures"] == {} and status["voltages"] == {}
+    assert not status["telemetry"]["current"]
+    shown = so101d("status", *config).stdout
+    assert "follower last known " in shown and "not current)" in shown
+    age = status["telemetry"]["age_s"]
+    wait_for(lambda: daemon.pair()["telemetry"]["age_s"] > age)  # it keeps ageing
+
+    pair.follower.replug()
+    daemon.wait_state("teleop")
+    fresh = wait_for(lambda: (t := daemon.pair()["telemetry"]) and t["current"] and t)
+    assert fresh["age_s"] < time.monotonic() - unplugged  # read after the replug
+
+
+def test_cooling_shows_the_latest_reading_and_resume_says_why_not(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)  # max_temperature_c 60, resume below 50
+    config = ["--config", str(daemon.config)]
+    pair.follower.inject(Fault.OVERHEAT, motor=2, value=66)
+    status = daemon.wait_state("fault")
+    assert status["latched"] == "cooling" and "is at 66 °C" in status["reason"]
+
+    pair.follower.inject(Fault.OVERHEAT, motor=2, value=58)  # cooler, not cool enough
+    refused = so101d("resume", *config)
+    assert refused.returncode == 1
+    assert refused.stdout.startswith(
+        "main: not resumed: still too hot: follower shoulder_lift now at 58 °C (read "
+    )
+    status = daemon.pair()
+    assert status["state"] == "fault" and "resumes below 50 °C; tripped at " in status["reason"]
+    assert "is at 66 °C" in status["reason"]  # the reading that tripped it, said as such
+    assert status["temperatures"]["shoulder_lift"] == 58
+    assert status["telemetry"]["current"] and status["telemetry"]["source"] == "cooling check"
+    assert "(cooling check, read at " in so101d("status", *config).stdout
+
+    pair.follower.inject(Fault.OVERHEAT, motor=2, value=50)  # exactly the resume temperature
+    assert "now at 50 °C" in so101d("resume", *config).stdout
+    assert "follower still at 50 °C (shoulder_lift); resumes below 50 °C" in daemon.log
+    assert "waiting for 50" not in daemon.log
+
+    pair.follower.inject(Fault.OVERHEAT, motor=2, value=40)
+    resumed = so101d("resume", "--wait", "60", *config)
+    assert (resumed.returncode, resumed.stdout) == (0, "main: resumed: teleop\n")
+    assert "follower cooled to 40 °C (below 50 °C)" in daemon.log
 
 
 def test_invalid_calibration_latches_until_the_file_is_fixed(
@@ -246,9 +306,17 @@ def test_missing_motor_is_named(pair: PairSetup, start_daemon: StartDaemon) -> N
     assert status["latched"] == "devices"
     assert "3 (elbow_flex)" in status["reason"] and "follower" in status["reason"]
     assert torque_enabled(pair.follower) == [0] * 6
+
+    still = so101d("resume", "--config", str(daemon.config))
+    assert still.returncode == 1
+    assert still.stdout.startswith("main: not resumed: follower motor(s) 3 (elbow_flex) do not")
+    assert "precheck run 2: the same as the last table" in daemon.log  # not a second table
+    assert daemon.log.count("precheck: check ") == 1
+
     pair.follower.clear()
-    daemon.call("resume")
-    daemon.wait_state("teleop")
+    resumed = so101d("resume", "--config", str(daemon.config))
+    assert resumed.returncode == 0 and resumed.stdout == "main: resumed: teleop\n"
+    assert daemon.pair()["state"] == "teleop"
 
 
 def test_replies_late_for_a_second_delay_teleop_without_a_replug(
@@ -260,6 +328,10 @@ def test_replies_late_for_a_second_delay_teleop_without_a_replug(
     status = daemon.wait_state("fault")
     assert status["latched"] is None and "late" in status["reason"], status
     assert "cables" not in status["reason"]
+    retrying = wait_for(lambda: daemon.pair().get("retry"))  # the backoff says when
+    assert retrying["attempt"] >= 1 and re.fullmatch(r"\d\d:\d\d:\d\d", retrying["at"])
+    daemon.notifications.wait_for(lambda t: t.startswith("STATUS=main: fault, retry "))
+    assert re.search(r"retry 1 in \d+\.\d s", daemon.log)
     time.sleep(max(0.0, 1.0 - (time.monotonic() - late_since)))  # the bus stays slow for 1 s
     pair.leader.clear()
     daemon.wait_state("teleop")

@@ -63,7 +63,11 @@ def test_a_port_held_by_another_process_is_explained(setup: tuple[PairSetup, Pat
     with FeetechBus(pair.follower.link):  # as the running daemon would hold it
         result = so101d("precheck", "--config", str(config))
     assert result.returncode == 1
-    assert "another process holds this port" in result.stdout
+    (fault,) = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert fault == (
+        f"  FAIL: follower: port {pair.follower.link}: another process holds this port "
+        "(so101d's service, or lerobot-teleoperate?)"
+    )
 
 
 def test_an_unknown_pair_is_a_usage_error(setup: tuple[PairSetup, Path]) -> None:

@@ -224,10 +224,7 @@ class Supervisor:
 
     def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._runners_lock:
-            chosen = self._chosen(params)
-            for runner in chosen:
-                runner.resume()
-        return {"resumed": [r.config.name for r in chosen]}
+            return {"pairs": {r.config.name: r.resume() for r in self._chosen(params)}}
 
     def _estop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Torque off on every follower from this thread, read back before the reply.

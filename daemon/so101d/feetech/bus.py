@@ -385,7 +385,8 @@ class FeetechBus:
         text = str(exc)
         if code in (errno.EAGAIN, errno.EBUSY) or "exclusively lock" in text:
             return PortBusy(
-                self.port, "another process holds this port (is so101d already running?)"
+                self.port,
+                "another process holds this port (so101d's service, or lerobot-teleoperate?)",
             )
         if code == errno.EACCES or "Permission denied" in text:
             return PortGone(
