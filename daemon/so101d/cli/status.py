@@ -54,7 +54,8 @@ def register(subparsers: Parsers) -> None:
 
 
 def _add(subparsers: Parsers, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text)
+    description = f"{help_text[0].upper()}{help_text[1:]}, over the running daemon's socket."
+    parser = subparsers.add_parser(name, help=help_text, description=description)
     add_config_option(parser)
     parser.add_argument(
         "--socket",
