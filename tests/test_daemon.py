@@ -104,8 +104,10 @@ def test_teleop_starts_when_the_second_device_appears(
     setup.save_calibrations(work / "calibration")
     daemon = start_daemon(setup)
     try:
-        status = daemon.wait_state("waiting")
-        assert status["reason"] == f"waiting for {leader.link} and {follower.link}"
+        daemon.wait_state("waiting")
+        wait_for(
+            lambda: daemon.pair()["reason"] == f"waiting for {leader.link} and {follower.link}"
+        )
         leader.start()
         # The daemon saw the leader arrive and waits for the follower only.
         wait_for(lambda: daemon.pair()["reason"] == f"waiting for {follower.link}")
