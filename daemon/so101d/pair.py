@@ -279,6 +279,8 @@ class PairRunner(threading.Thread):
                 pass  # paused or e-stopped meanwhile: handled just below
             except PairFault as fault:
                 self._on_fault(fault)
+            except BusError as exc:  # bus trouble no check caught: transient, retried
+                self._on_fault(PairFault(f"bus error: {exc}; retrying"))
             except Exception as exc:  # a bug must not kill the pair: report it and retry
                 self.log.exception("unexpected error")
                 self._on_fault(PairFault(f"internal error: {exc!r}"))
