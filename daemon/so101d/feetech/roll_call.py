@@ -100,3 +100,5 @@ def _try(bus: Resyncing, tries: Tries[T], ask: Callable[[int], T]) -> None:
         bus.resync()
     else:
         tries.answered = True
+        if tries.tries > 1:  # a reply to an earlier try may still be on its way
+            bus.resync()
