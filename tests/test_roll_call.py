@@ -10,11 +10,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from so101d.feetech import BusTimeout, CorruptReply, ServoFault
+from so101d.feetech import BusTimeout, CorruptReply, Packet, ServoFault
 from so101d.feetech.roll_call import MAX_PAUSE_S, roll_call
 
 TRY_S = 0.03  # what one try costs on the fake clock
 ANSWER, SILENT, LATE, CORRUPT = "answer", "silent", "late", "corrupt"
+LATE_GARBLED = "late and garbled"
+REPLY = Packet(6, 0).encode()  # a status packet: motor 6, no error, no data
+GARBLED = REPLY[:-1] + bytes((REPLY[-1] ^ 0xFF,))  # the same with a wrong checksum
 
 
 class ScriptedBus:
@@ -27,7 +30,7 @@ class ScriptedBus:
         self.now = 0.0
         self.asked: list[int] = []
         self.resyncs = 0
-        self._pending_bytes = 0
+        self._pending = b""
 
     def clock(self) -> float:
         return self.now
@@ -45,12 +48,12 @@ class ScriptedBus:
             return ServoFault(0)
         if outcome == CORRUPT:
             raise CorruptReply("/dev/fake", "bad checksum", motor=motor)
-        self._pending_bytes = 8 if outcome == LATE else 0
+        self._pending = {LATE: REPLY, LATE_GARBLED: GARBLED}.get(outcome, b"")
         raise BusTimeout("/dev/fake", "no reply", motor=motor)
 
-    def resync(self) -> int:
+    def resync(self) -> bytes:
         self.resyncs += 1
-        drained, self._pending_bytes = self._pending_bytes, 0
+        drained, self._pending = self._pending, b""
         return drained
 
 
@@ -82,7 +85,9 @@ def test_a_silent_motor_is_absent_only_after_the_whole_window() -> None:
     assert tries[3].tries >= 5 and tries[3].silent == tries[3].tries
 
 
-@pytest.mark.parametrize(("outcome", "counter"), [(LATE, "late"), (CORRUPT, "corrupt")])
+@pytest.mark.parametrize(
+    ("outcome", "counter"), [(LATE, "late"), (CORRUPT, "corrupt"), (LATE_GARBLED, "corrupt")]
+)
 def test_late_or_corrupt_replies_are_trouble_not_absence(outcome: str, counter: str) -> None:
     bus = ScriptedBus({6: [SILENT, outcome, SILENT]})
     tries = call(bus)

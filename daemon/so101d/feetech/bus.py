@@ -204,19 +204,19 @@ class FeetechBus:
         with self._lock:
             self._send(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params), label)
 
-    def resync(self, quiet: float | None = None, limit: float = 0.25) -> int:
+    def resync(self, quiet: float | None = None, limit: float = 0.25) -> bytes:
         """Discard input until the line stays quiet for ``quiet`` s (default: twice the
-        timeout), at most ``limit`` s; return how many bytes were discarded.
+        timeout), at most ``limit`` s; return the bytes discarded.
 
         After a timeout a late reply may still be on its way. Waiting it out keeps it from
         being taken for the answer to the next request, and its bytes tell a late motor
-        from an absent one.
+        from an absent one (and a late reply from late garbage).
         """
         quiet = 2 * self.timeout if quiet is None else quiet
         with self._lock:
             ser = self._require_open(None)
             assert self._poller is not None
-            discarded = 0
+            discarded = bytearray()
             end = time.monotonic() + limit
             while (wait := min(quiet, end - time.monotonic())) > 0:
                 if not self._poller.poll(math.ceil(wait * 1000)):
@@ -227,8 +227,8 @@ class FeetechBus:
                     raise self._lost(exc, None) from exc
                 if not chunk:  # readable yet empty: the device hung up
                     break
-                discarded += len(chunk)
-            return discarded
+                discarded += chunk
+            return bytes(discarded)
 
     # -- transactions --------------------------------------------------------------------
 

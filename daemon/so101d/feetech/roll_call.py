@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from so101d.feetech.errors import BusError, BusTimeout, CorruptReply
+from so101d.feetech.protocol import FrameReader
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ MAX_PAUSE_S = 0.2
 class Resyncing(Protocol):
     timeout: float
 
-    def resync(self) -> int: ...
+    def resync(self) -> bytes: ...
 
 
 @dataclass
@@ -36,8 +37,8 @@ class Tries(Generic[T]):
     answer: T | None = None
     answered: bool = False
     tries: int = 0
-    late: int = 0  # timed out, yet reply bytes arrived while the bus resynchronised
-    corrupt: int = 0  # a reply came but was unusable (checksum, ID, length, cut short)
+    late: int = 0  # timed out, yet a reply arrived while the bus resynchronised
+    corrupt: int = 0  # what came was unusable (checksum, ID, length, cut short), in time or not
     silent: int = 0  # nothing at all on the line
     last_error: BusError | None = None
 
@@ -84,16 +85,26 @@ def roll_call(
         pause = min(MAX_PAUSE_S, pause * 2)
 
 
+def _garbled(data: bytes) -> bool:
+    """True when ``data`` holds no well-formed status packet, only damaged frames or noise."""
+    reader = FrameReader()
+    reader.feed(data)
+    return reader.next_packet() is None
+
+
 def _try(bus: Resyncing, tries: Tries[T], ask: Callable[[int], T]) -> None:
     tries.tries += 1
     try:
         tries.answer = ask(tries.motor)
     except BusTimeout as exc:
         tries.last_error = exc
-        if bus.resync():
-            tries.late += 1
-        else:
+        drained = bus.resync()
+        if not drained:
             tries.silent += 1
+        elif _garbled(drained):
+            tries.corrupt += 1
+        else:
+            tries.late += 1
     except CorruptReply as exc:
         tries.last_error = exc
         tries.corrupt += 1
