@@ -128,7 +128,7 @@ def test_a_motor_always_late_is_a_transient_fault_not_a_missing_one(
     report = json.loads(result.stdout)["main"]
     assert result.returncode == 1
     assert not report["latched"], report["fault"]
-    assert "late" in report["fault"] and report["fault"].endswith("retrying")
+    assert "late" in report["fault"] and report["fault"].endswith("(transient)")
     assert "do not answer" not in report["fault"] and "cables" not in report["fault"]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -133,15 +134,25 @@ def run_precheck(leader: ArmGuard, follower: ArmGuard, config: PairConfig) -> Pr
 
 
 def _run(check: ArmCheck, arm: Arm, config: PairConfig, reachable: dict[Role, bool]) -> Cell:
+    """One check on one arm. A late or garbled reply is retried, the bus resynchronised,
+    for up to CONFIRM_ABSENT_S; an arm whose bus stays unusable skips its remaining checks.
+    """
     if not reachable[arm.role]:
         return Cell(SKIPPED, "-")
-    try:
-        cell = check(arm, config)
-    except BusError as exc:
-        cell = _bus_error_cell(arm, exc)
-        if isinstance(exc, BusTimeout | CorruptReply):
-            with contextlib.suppress(BusError):  # a late reply is not the next check's answer
+    deadline = time.monotonic() + CONFIRM_ABSENT_S
+    while True:
+        try:
+            cell = check(arm, config)
+            break
+        except BusError as exc:
+            cell = _bus_error_cell(arm, exc)
+            if not isinstance(exc, BusTimeout | CorruptReply):
+                break
+            with contextlib.suppress(BusError):  # a late reply is not the next try's answer
                 arm.bus.resync()
+            if time.monotonic() >= deadline:
+                reachable[arm.role] = False
+                break
     if cell.status == FAIL and cell.latch is Latch.DEVICES:
         reachable[arm.role] = False
     return cell
@@ -154,9 +165,13 @@ def _bus_error_cell(arm: Arm, exc: BusError) -> Cell:
         bits = ServoFault(sum(exc.faults.values()))
         return Cell(FAIL, "error bits", f"{where}: {exc}", _latch_for(bits))
     if isinstance(exc, CorruptReply):
-        return Cell(FAIL, "corrupt reply", f"{where}: corrupt reply ({exc}); retrying")
+        return Cell(
+            FAIL, "corrupt reply", f"{where}: corrupt replies ({exc}): a noisy bus (transient)"
+        )
     if isinstance(exc, BusTimeout):
-        return Cell(FAIL, "late reply", f"{where}: late or lost reply ({exc}); retrying")
+        return Cell(
+            FAIL, "late reply", f"{where}: late or lost replies ({exc}): a slow bus (transient)"
+        )
     return Cell(FAIL, "no answer", f"{where}: {exc}")
 
 
@@ -217,7 +232,8 @@ def _unreliable_bus(arm: Arm, troubled: list[Tries[ServoFault]], absent: list[Tr
     return Cell(
         FAIL,
         "late replies" if late else "corrupt replies",
-        f"{arm.role} on {arm.port}: {'; '.join(parts)}; retrying",
+        f"{arm.role} on {arm.port}: {'; '.join(parts)}: a slow or noisy bus, not a missing "
+        "motor (transient)",
     )
 
 
