@@ -286,7 +286,7 @@ def test_cooling_shows_the_latest_reading_and_resume_says_why_not(
     assert "waiting for 50" not in daemon.log
 
     pair.follower.inject(Fault.OVERHEAT, motor=2, value=40)
-    resumed = so101d("resume", "--wait", "60", *config)
+    resumed = so101d("resume", "--wait", "45", *config)
     assert (resumed.returncode, resumed.stdout) == (0, "main: resumed: teleop\n")
     assert "follower cooled to 40 °C (below 50 °C)" in daemon.log
 
@@ -333,14 +333,12 @@ def test_missing_motor_is_named(pair: PairSetup, start_daemon: StartDaemon) -> N
     assert "3 (elbow_flex)" in status["reason"] and "follower" in status["reason"]
     assert torque_enabled(pair.follower) == [0] * 6
 
-    still = so101d("resume", "--config", str(daemon.config))
+    still = so101d("resume", "--wait", "45", "--config", str(daemon.config))
     assert still.returncode == 1
     assert still.stdout.startswith("main: not resumed: follower motor(s) 3 (elbow_flex) do not")
-    assert "precheck run 2: the same as the last table" in daemon.log  # not a second table
-    assert daemon.log.count("precheck: check ") == 1
 
     pair.follower.clear()
-    resumed = so101d("resume", "--config", str(daemon.config))
+    resumed = so101d("resume", "--wait", "45", "--config", str(daemon.config))
     assert resumed.returncode == 0 and resumed.stdout == "main: resumed: teleop\n"
     assert daemon.pair()["state"] == "teleop"
 

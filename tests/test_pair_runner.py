@@ -1,4 +1,5 @@
-"""A pair thread turns bus trouble that no check caught into a transient fault, not a crash."""
+"""One pair's thread: bus trouble no check caught is a transient fault, not a crash; a
+retry's identical precheck table is not logged again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from so101d.config import parse_config
 from so101d.feetech import BusTimeout
 from so101d.pair import PairRunner
+from so101d.precheck import FAIL, OK, Cell, Check, PrecheckReport
 
 CONFIG = """
 [pair.main]
@@ -44,3 +46,20 @@ def test_a_bus_error_outside_the_checks_is_retried_not_an_internal_error(
     )
     assert "retry 1 in 0.5 s" in messages
     assert not any(r.exc_info for r in caplog.records)  # no traceback: not a bug
+
+
+def test_a_retry_that_finds_the_same_precheck_table_logs_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = PairRunner(parse_config(CONFIG, tmp_path / "config.toml").pairs["main"], tmp_path)
+    late = Cell(FAIL, "late replies", "leader on /dev/so101_leader: late (transient)")
+    report = PrecheckReport([Check("motors answer", late, Cell(OK, "6/6"))])
+    with caplog.at_level(logging.INFO, "so101d.pair.main"):
+        for _ in range(3):
+            runner._log_precheck(report)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("precheck: check ") for m in messages) == 1  # the table once
+    assert messages[-2:] == [
+        "precheck run 2: the same as the last table",
+        "precheck run 3: the same as the last table",
+    ]
