@@ -53,5 +53,7 @@ def _settled(pair: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, st
     if checked["checks"] > checked_before["checks"] and not checked.get("cooled"):
         return {"outcome": NOT_RESUMED, "detail": f"still too hot: {pair['reason']}"}
     if pair["state"] == "waiting" and not all(pair[r]["present"] for r in ("leader", "follower")):
+        if before["state"] == "paused":  # the pause is lifted; the board is another matter
+            return {"outcome": RESUMED, "detail": f"pause lifted, now {pair['reason']}"}
         return {"outcome": NOT_RESUMED, "detail": f"still missing: {pair['reason']}"}
     return None
