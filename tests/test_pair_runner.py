@@ -12,14 +12,7 @@ from so101d.config import parse_config
 from so101d.feetech import BusTimeout
 from so101d.pair import PairRunner
 from so101d.precheck import FAIL, OK, Cell, Check, PrecheckReport
-
-CONFIG = """
-[pair.main]
-leader.port = "/dev/so101_leader"
-leader.id = "l"
-follower.port = "/dev/so101_follower"
-follower.id = "f"
-"""
+from tests.test_config import MINIMAL as CONFIG
 
 
 def test_a_bus_error_outside_the_checks_is_retried_not_an_internal_error(
