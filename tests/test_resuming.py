@@ -9,12 +9,15 @@ from so101d.pair import CHECKING, NOT_RESUMED, RESUMED
 from so101d.resuming import settle
 
 
-def pair(state: str, reason: str = "", restarts: int = 1, **extra: Any) -> dict[str, Any]:
+def pair(
+    state: str, reason: str = "", restarts: int = 1, latched: str | None = None, **extra: Any
+) -> dict[str, Any]:
     present = extra.pop("present", True)
     return {
         "state": state,
         "reason": reason,
         "restarts": restarts,
+        "latched": latched,
         "leader": {"present": True},
         "follower": {"present": present},
         **extra,
@@ -47,12 +50,31 @@ def test_a_paused_pair_that_reaches_teleop_resumed() -> None:
 def test_a_fault_that_comes_back_is_not_resumed_and_says_why() -> None:
     missing = "follower motor(s) 3 (elbow_flex) do not answer"
     result = outcome(
-        pair("fault", missing),
+        pair("fault", missing, latched="devices"),
         {"outcome": RESUMED, "detail": "retrying now"},
         pair("prechecking", restarts=1),
-        pair("fault", missing, restarts=2),
+        pair("fault", missing, restarts=2, latched="devices"),
     )
     assert result == {"outcome": NOT_RESUMED, "detail": missing}
+
+
+def test_a_transient_fault_on_the_way_is_followed_through_to_teleop() -> None:
+    late = "follower: register I_Coefficient: no reply within 25 ms"
+    result = outcome(
+        pair("fault", "missing", latched="devices"),
+        {"outcome": RESUMED, "detail": "retrying now"},
+        pair("fault", late, restarts=2),  # the daemon retries it after its backoff
+        pair("teleop", restarts=2),
+    )
+    assert result == {"outcome": RESUMED, "detail": "teleop"}
+
+
+def test_a_transient_fault_that_lasts_the_whole_wait_is_not_a_resume() -> None:
+    late = "follower: register I_Coefficient: no reply within 25 ms"
+    replies = statuses(pair("fault", late, restarts=2))
+    answer = {"outcome": RESUMED, "detail": "retrying now"}
+    result = settle(lambda: next(replies), {"main": answer}, {"main": pair("fault")}, 0.0)
+    assert result["main"] == {"outcome": NOT_RESUMED, "detail": f"still retrying: {late}"}
 
 
 def test_cooling_still_too_hot_after_the_check() -> None:

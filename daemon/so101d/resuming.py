@@ -1,7 +1,8 @@
 """What became of a resumed pair: it reached teleop, or it faulted again (and why).
 
 The daemon answers ``resume`` at once (the control socket never waits on a bus); the command
-then follows each resumed pair's status until it settles, so the person learns the result.
+then follows each resumed pair's status until it settles, so the person learns the result:
+teleop, or a latched fault. A transient fault is followed on, as the daemon retries it.
 """
 
 from __future__ import annotations
@@ -37,18 +38,21 @@ def settle(
         time.sleep(POLL_S)
     for name in pending:
         pair = status()["pairs"][name]
-        final[name] = {
-            "outcome": outcomes[name]["outcome"],
-            "detail": f"not settled yet: {pair['state']} ({pair['reason']})",
-        }
+        if pair["state"] == "fault":  # a transient fault the daemon keeps retrying
+            final[name] = {"outcome": NOT_RESUMED, "detail": f"still retrying: {pair['reason']}"}
+        else:
+            final[name] = {
+                "outcome": outcomes[name]["outcome"],
+                "detail": f"not settled yet: {pair['state']} ({pair['reason']})",
+            }
     return final
 
 
 def _settled(pair: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, str] | None:
     if pair["state"] == "teleop":
         return {"outcome": RESUMED, "detail": "teleop"}
-    if pair["state"] == "fault" and pair["restarts"] > before["restarts"]:
-        return {"outcome": NOT_RESUMED, "detail": pair["reason"]}
+    if pair["state"] == "fault" and pair["restarts"] > before["restarts"] and pair["latched"]:
+        return {"outcome": NOT_RESUMED, "detail": pair["reason"]}  # transient ones are retried
     checked, checked_before = (p.get("cooling") or {"checks": 0} for p in (pair, before))
     if checked["checks"] > checked_before["checks"] and not checked.get("cooled"):
         return {"outcome": NOT_RESUMED, "detail": f"still too hot: {pair['reason']}"}

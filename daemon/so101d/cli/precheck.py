@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "precheck",
         help="no-motion checks of each pair's arms (stop the daemon first)",
         description="Open each pair's two ports and check, without moving anything: every "
-        "motor answers, model and firmware, torque off (read back), supply voltages, "
+        "motor answers, model and firmware, torque (the leader's off, read back; a holding "
+        "follower keeps holding), supply voltages, "
         "temperatures, positions inside the calibrated ranges, the servo EEPROM against the "
         "calibration file, and that the boards are not swapped. Prints a table per pair; "
         "exits 0 when every pair is ready for teleop, 1 otherwise. The daemon holds the "
