@@ -207,7 +207,7 @@ install_config() {
         return
     fi
     install -D -m 0644 "$here/config.example.toml" "$root$CONFIG"
-    say "wrote $root$CONFIG (edit it, then: so101d validate)"
+    say "wrote $root$CONFIG (edit it, then check it: so101d config check)"
 }
 
 # -- 4. calibration ------------------------------------------------------------------------

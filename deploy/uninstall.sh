@@ -73,6 +73,7 @@ remove_program() {
 
 # Drop the user's passwd line, its group's line, and its name from every member list.
 staged_remove_user() {
+    changed=
     for file in "$root/etc/passwd" "$root/etc/group"; do
         [ -f "$file" ] || continue
         awk -F: -v user="$USER_NAME" 'BEGIN { OFS = ":" }
@@ -84,8 +85,16 @@ staged_remove_user() {
                 $4 = kept
             }
             { print }' "$file" >"$file.new"
-        if cmp -s "$file" "$file.new"; then rm "$file.new"; else mv "$file.new" "$file"; fi
+        if cmp -s "$file" "$file.new"; then
+            rm "$file.new"
+        else
+            mv "$file.new" "$file"
+            changed="$changed $file"
+        fi
     done
+    if [ -n "$changed" ]; then
+        say "removed the user and group $USER_NAME (from$changed)"
+    fi
 }
 
 remove_user() {
@@ -93,8 +102,12 @@ remove_user() {
         staged_remove_user
     elif getent passwd "$USER_NAME" >/dev/null; then
         userdel "$USER_NAME"
-        getent group "$USER_NAME" >/dev/null && groupdel "$USER_NAME"
-        say "removed the user $USER_NAME"
+        removed="the user $USER_NAME"
+        if getent group "$USER_NAME" >/dev/null; then
+            groupdel "$USER_NAME"
+            removed="the user and group $USER_NAME"
+        fi
+        say "removed $removed"
     fi
 }
 

@@ -33,6 +33,10 @@ from so101d.sim import Fidelity, VirtualArm
 from so101d.sim.calibration_files import save_matching_calibration
 from tests.waiting import wait_for
 
+# How long a state may take to come: only a bound on a hung test. A loaded CPU (every core
+# busy, tests/under_load) slows the engage ramp several fold, so it is generous.
+STATE_TIMEOUT_S = 60.0
+
 
 def save_arm_calibration(
     root: Path, role: Role, arm_id: str, calibration: Mapping[str, Mapping[str, int]]
@@ -170,7 +174,9 @@ class Daemon:
         pair: dict[str, Any] = self.status()["pairs"][name]
         return pair
 
-    def wait_state(self, state: str, name: str = "main", timeout: float = 15.0) -> dict[str, Any]:
+    def wait_state(
+        self, state: str, name: str = "main", timeout: float = STATE_TIMEOUT_S
+    ) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             try:
                 pair = self.pair(name)

@@ -13,6 +13,8 @@ from so101d.calibration.files import read_calibration
 from so101d.calibration.locate import Layout, calibration_path
 from so101d.calibration.model import JOINTS, Role
 from so101d.calibration.store import backups
+from so101d.checking import ArmFiles, load_pair_calibration
+from so101d.faults import PairFault
 from tests.commands import so101d
 from tests.test_calibration_files import PRE_2025_FILE
 from tests.test_calibration_healthy import (
@@ -143,6 +145,33 @@ def test_import_copies_the_file_byte_for_byte(tmp_path: Path) -> None:
     assert files_under(dest) == [target]
     assert target.read_bytes() == source.read_bytes()
     assert f"imported {source} -> {target}" in result.stdout
+
+
+def test_import_goes_to_the_configured_calibration_dir(tmp_path: Path) -> None:
+    source = write(calibration_path(tmp_path / "lerobot", Role.FOLLOWER, "f"), FOLLOWER)
+    configured = tmp_path / "elsewhere"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'calibration_dir = "{configured}"\n[pair.main]\n'
+        'leader.port = "/dev/l"\nleader.id = "l"\nfollower.port = "/dev/f"\nfollower.id = "f"\n'
+    )
+    result = import_calibration(
+        "--role", "follower", "--id", "f", "--from", str(source.parents[2]), "--config", str(config)
+    )
+    assert result.returncode == 0, result.stderr
+    assert files_under(configured) == [configured / "robots/so_follower/f.json"]
+
+
+def test_the_daemons_import_hint_names_the_configured_calibration_dir(tmp_path: Path) -> None:
+    configured = tmp_path / "elsewhere"
+    with pytest.raises(PairFault) as caught:
+        load_pair_calibration(
+            configured,
+            ArmFiles(Role.LEADER, "l", dict.fromkeys(JOINTS, 1)),
+            ArmFiles(Role.FOLLOWER, "f", dict.fromkeys(JOINTS, 1)),
+        )
+    hint = f"so101d import-calibration --role leader --id l --to {configured}`"
+    assert hint in caught.value.reason
 
 
 def test_import_takes_lerobots_own_root_and_the_old_layout(tmp_path: Path) -> None:

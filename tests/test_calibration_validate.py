@@ -160,8 +160,8 @@ def test_barely_swept_message(tmp_path: Path) -> None:
     (message,) = only(validate_file(path, Role.FOLLOWER), "barely_swept")
     assert message == (
         f"{path}: elbow_flex range is 12 ticks (it travels at least 1800 on any SO-101): "
-        "the joint was barely moved during "
-        "calibration; recalibrate with lerobot-calibrate or so101d and move every joint "
+        "the joint was barely moved during calibration; recalibrate with `so101d calibrate` "
+        "(or lerobot-calibrate, then `so101d import-calibration`) and move every joint "
         "through its full range"
     )
 

@@ -13,6 +13,7 @@ from so101d.config import (
     ArmConfig,
     Config,
     ConfigError,
+    ConfigErrors,
     PairConfig,
     load_config,
     parse_config,
@@ -389,6 +390,37 @@ def test_check_prints_the_error_and_fails(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"{path}: pair.main.rate_hz = 0" in captured.err
+
+
+def test_check_reports_every_error_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'log_levle = "debug"\n' + MINIMAL + 'rate_hz = 0\nstop_policy = "drop"\n'
+        '[pair.other]\nleader.prot = "/dev/a"\nleader.id = "a"\nfollower.port = "/dev/b"\n'
+        'follower.id = "b"\nfollower.motor_ids = { gripper = 300, shoulder_pan = 1, '
+        "shoulder_lift = 2, elbow_flex = 3, wrist_flex = 4, wrist_roll = 1 }\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"so101d config check: {path}: {problem}"
+        for problem in (
+            'log_levle = "debug": unknown key; did you mean log_level?',
+            "pair.main.rate_hz = 0: must be at least 1 and at most 500",
+            'pair.main.stop_policy = "drop": must be one of release, hold, rest',
+            "pair.other.leader.port: missing: add it to [pair.other.leader] "
+            "(found 'prot': a typo?)",
+            'pair.other.leader.prot = "/dev/a": unknown key; did you mean port?',
+            "pair.other.follower.motor_ids.gripper = 300: must be at least 0 and at most 253",
+            "pair.other.follower.motor_ids.wrist_roll = 1: motor 1 is already shoulder_pan's",
+        )
+    ]
+
+
+def test_one_error_reads_as_before() -> None:
+    error = error_of(pair_extra="rate_hz = 501")
+    assert not isinstance(error, ConfigErrors) or len(error.errors) == 1
 
 
 def test_check_defaults_to_the_system_path() -> None:

@@ -176,6 +176,7 @@ def test_an_existing_config_is_never_overwritten(root: Path, no_boards: str) -> 
 
 def test_without_boards_install_says_how_to_name_them_later(root: Path, no_boards: str) -> None:
     output = install(root, "--devices-from", no_boards, "--calibration-from", str(root / "x"))
+    assert "then check it: so101d config check" in output  # a command that exists
     assert not (root / RULES).exists()
     assert "sudo so101d install-udev" in output
     assert (root / UNIT).is_file()
@@ -198,8 +199,9 @@ def test_uninstall_removes_what_install_added_and_keeps_config_and_calibration(
     kept = {f for f in files(root) if f.startswith(("etc/so101d/", "var/lib/so101d/"))}
     assert kept
 
-    run(UNINSTALL, "--root", str(root))
+    output = run(UNINSTALL, "--root", str(root))
     assert files(root) == original | kept
+    assert "removed the user and group so101d" in output
     assert (root / "etc/passwd").read_text() == PASSWD
     assert (root / "etc/group").read_text() == GROUP
 

@@ -13,6 +13,7 @@ from so101d.feetech import (
     BusTimeout,
     CorruptReply,
     FeetechBus,
+    Packet,
     PortBusy,
     PortGone,
     ServoError,
@@ -338,3 +339,18 @@ def test_timeouts_and_retries_hold_with_the_default_usb_model(tmp_path: Path) ->
         follower.clear()
         assert bus.ping(4) == 0  # the retry gets its own answer
         assert bus.read("Model_Number", 4) == 777
+
+
+# -- resynchronising after a late reply ------------------------------------------------------
+
+
+def test_resync_waits_out_a_late_reply_and_returns_it(follower: VirtualArm) -> None:
+    follower.inject(Fault.LATE_REPLY, motor=3, value=0.1, count=1)
+    with FeetechBus(follower.link, timeout=0.02) as bus:
+        with pytest.raises(BusTimeout):
+            bus.ping(3)
+        late = bus.resync(quiet=0.5, limit=2.0)  # generous: a loaded CPU delays the sim too
+        assert late == Packet(3, 0).encode()  # the ping's own reply, whole
+        assert bus.resync(quiet=0.05) == b""  # nothing more on the line
+        bus.timeout = PATIENCE
+        assert_healthy(bus)

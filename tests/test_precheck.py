@@ -53,7 +53,7 @@ def test_json_names_the_missing_motor(setup: tuple[PairSetup, Path]) -> None:
     assert result.returncode == 1
     report = json.loads(result.stdout)["main"]
     assert not report["ok"] and report["latched"]
-    assert "4 (wrist_flex)" in report["fault"]
+    assert "4 (wrist_flex)" in report["fault"] and "silent for 1000 ms" in report["fault"]
     motors = next(c for c in report["checks"] if c["check"] == "motors answer")
     assert motors["follower"]["status"] == "fail" and motors["leader"]["status"] == "ok"
 
@@ -63,7 +63,11 @@ def test_a_port_held_by_another_process_is_explained(setup: tuple[PairSetup, Pat
     with FeetechBus(pair.follower.link):  # as the running daemon would hold it
         result = so101d("precheck", "--config", str(config))
     assert result.returncode == 1
-    assert "another process holds this port" in result.stdout
+    (fault,) = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert fault == (
+        f"  FAIL: follower: port {pair.follower.link}: another process holds this port "
+        "(so101d's service, or lerobot-teleoperate?)"
+    )
 
 
 def test_an_unknown_pair_is_a_usage_error(setup: tuple[PairSetup, Path]) -> None:
@@ -102,3 +106,38 @@ def test_a_holding_follower_is_left_holding(setup: tuple[PairSetup, Path]) -> No
     assert torque_enabled(pair.follower) == [1] * 6
     after = pair.follower.joint_angles()
     assert all(abs(before[j] - after[j]) < 0.5 for j in before)
+
+
+def test_a_motor_answering_late_a_few_times_is_retried_not_missing(
+    setup: tuple[PairSetup, Path],
+) -> None:
+    pair, config = setup
+    pair.follower.inject(Fault.LATE_REPLY, motor=6, value=0.03, count=2)  # beyond the 25 ms
+    result = so101d("precheck", "--config", str(config), "--json")
+    report = json.loads(result.stdout)["main"]
+    assert result.returncode == 0, report
+    assert any("6 (gripper) answered only after" in w for w in report["warnings"]), report
+
+
+def test_a_motor_always_late_is_a_transient_fault_not_a_missing_one(
+    setup: tuple[PairSetup, Path],
+) -> None:
+    pair, config = setup
+    pair.follower.inject(Fault.LATE_REPLY, motor=6, value=0.03)
+    result = so101d("precheck", "--config", str(config), "--json")
+    report = json.loads(result.stdout)["main"]
+    assert result.returncode == 1
+    assert not report["latched"], report["fault"]
+    assert "late" in report["fault"] and report["fault"].endswith("(transient)")
+    assert "do not answer" not in report["fault"] and "cables" not in report["fault"]
+
+
+def test_corrupt_replies_are_reported_as_corrupt(setup: tuple[PairSetup, Path]) -> None:
+    pair, config = setup
+    pair.follower.inject(Fault.CORRUPT_CHECKSUM, motor=6)
+    result = so101d("precheck", "--config", str(config), "--json")
+    report = json.loads(result.stdout)["main"]
+    assert result.returncode == 1
+    assert not report["latched"]
+    assert "6 (gripper) sent only corrupt replies" in report["fault"], report["fault"]
+    assert "do not answer" not in report["fault"]

@@ -7,8 +7,9 @@ other write that can move a joint belong to :mod:`so101d.motion`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from so101d.calibration.model import ArmCalibration, Role
 from so101d.feetech import FeetechBus, ServoError, ServoFault, register
@@ -36,6 +37,7 @@ class Telemetry:
     voltage_v: float
     temperature_c: int
     faults: ServoFault
+    taken_at: float = field(default_factory=time.monotonic)
 
 
 class Arm:

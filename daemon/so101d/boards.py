@@ -35,6 +35,7 @@ KNOWN_BOARDS = {CH343: "WCH CH343", CH340: "WCH CH340"}
 LEADER_MAX_V = 6.0
 FOLLOWER_MIN_V = 6.5
 MOTOR_IDS = range(1, 7)
+ANSWER_WITHIN_S = 1.0
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _UNIT_DIRS = ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system")
 _UDEV_DIRS = ("usr/lib/udev/rules.d", "lib/udev/rules.d")
@@ -194,20 +195,22 @@ def plan_probes(
 def read_supply_voltage(port: str) -> float | None:
     """Median ``Present_Voltage`` (volts) of the servos answering on ``port``; None if none do.
 
-    The port is opened without raising DTR or RTS, which reset some boards.
+    The port is opened without raising DTR or RTS, which reset some boards. Motors that
+    miss a reply are asked again for up to ``ANSWER_WITHIN_S`` (a busy CPU is not a missing
+    servo).
     """
-    from so101d.feetech import BusError, FeetechBus, ServoError
+    from so101d.feetech import FeetechBus, ServoError
+    from so101d.feetech.roll_call import roll_call
 
-    volts = []
+    def volts_of(motor: int) -> float | None:
+        try:
+            return bus.read("Present_Voltage", motor) / 10
+        except ServoError as exc:  # e.g. the voltage error bit: the reading still came
+            return exc.values[motor] / 10 if motor in exc.values else None
+
     with FeetechBus(port, raise_dtr_rts=False) as bus:
-        for motor in MOTOR_IDS:
-            try:
-                volts.append(bus.read("Present_Voltage", motor) / 10)
-            except ServoError as exc:  # e.g. the voltage error bit: the reading still came
-                if motor in exc.values:
-                    volts.append(exc.values[motor] / 10)
-            except BusError:
-                continue
+        tries = roll_call(bus, MOTOR_IDS, volts_of, ANSWER_WITHIN_S)
+    volts = [t.answer for t in tries.values() if t.answer is not None]
     return statistics.median(volts) if volts else None
 
 

@@ -69,7 +69,7 @@ def _validated(root: Path, arm: ArmFiles) -> FileReport:
             f"no calibration for the {arm.role} '{arm.arm_id}': expected {expected}. "
             f"Calibrate the arm with `so101d calibrate --arm {arm.role}` (add --pair NAME "
             f"with several pairs), or import a file with `so101d import-calibration --role "
-            f"{arm.role} --id {arm.arm_id}`",
+            f"{arm.role} --id {arm.arm_id} --to {root}`",
             Latch.CALIBRATION,
         )
     if located.conflict:

@@ -8,15 +8,16 @@ that refuses to start. Relative paths are taken relative to the configuration fi
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from so101d.calibration.locate import check_arm_id
 from so101d.calibration.model import DEFAULT_MOTOR_MAP, JOINTS
@@ -35,6 +36,7 @@ __all__ = [
     "ArmConfig",
     "Config",
     "ConfigError",
+    "ConfigErrors",
     "PairConfig",
     "load_config",
     "parse_config",
@@ -46,11 +48,13 @@ DEFAULT_SOCKET_PATH = Path("/run/so101d/api.sock")
 TEMPLATE = "deploy/config.example.toml"
 STOP_POLICIES = ("release", "hold", "rest")
 WRIST_ROLL_CALIBRATIONS = ("full_turn", "sweep")
+ROLES = ("leader", "follower")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _MAX_VALUE_TEXT = 60
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,24 @@ class ConfigError(Exception):
         return f"{self.path}: {self.key} = {_toml_text(self.value)}: {self.message}"
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one file, so a person fixes them in one pass.
+
+    Its attributes are the first problem's; ``errors`` holds them all, and the text is one
+    line per problem.
+    """
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(
+            first.path, first.message, key=first.key, value=first.value, line=first.line
+        )
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
 @dataclass(frozen=True)
 class _Range:
     low: float
@@ -193,7 +215,12 @@ def parse_config(text: str, path: Path) -> Config:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, text, path) from None
-    return _read_config(_Table(document, "", path))
+    top = _Table(document, "", path)
+    config = _read_config(top)
+    if top.errors:
+        raise ConfigErrors(top.errors)
+    assert config is not None
+    return config
 
 
 def socket_despite_errors(path: str | Path) -> Path | None:
@@ -211,7 +238,8 @@ def socket_despite_errors(path: str | Path) -> Path | None:
 # -- the schema ----------------------------------------------------------------------------
 
 
-def _read_config(top: _Table) -> Config:
+def _read_config(top: _Table) -> Config | None:
+    """The configuration; None when ``top.errors`` holds what is wrong with it."""
     base = top.path.parent
     calibration_dir = _resolve(top.text("calibration_dir", "/var/lib/so101d/calibration"), base)
     socket = _resolve(top.text("socket", str(DEFAULT_SOCKET_PATH)), base)
@@ -219,13 +247,29 @@ def _read_config(top: _Table) -> Config:
     log_level = top.choice("log_level", "info", LOG_LEVELS)
     idle_timeout_s = top.number("calibration_idle_timeout_s", 600.0, _IDLE_TIMEOUT)
     wrist_roll = top.choice("calibration_wrist_roll", "full_turn", WRIST_ROLL_CALIBRATIONS)
+    calibration_dir = _resolve(
+        top.collect(lambda: top.text("calibration_dir", "/var/lib/so101d/calibration"), "."),
+        base,
+    )
+    socket = _resolve(top.collect(lambda: top.text("socket", str(DEFAULT_SOCKET_PATH)), "."), base)
+    stats_interval_s = top.collect(
+        lambda: top.number("stats_interval_s", 5.0, _STATS_INTERVAL), 0.0
+    )
+    log_level = top.collect(lambda: top.choice("log_level", "info", LOG_LEVELS), "info")
+    pair_tables = None
     if not top.has("pair"):
-        raise top.missing("pair", f"no pair defined: add a [pair.NAME] table (see {TEMPLATE})")
-    pair_tables = top.table("pair")
+        top.errors.append(
+            top.missing("pair", f"no pair defined: add a [pair.NAME] table (see {TEMPLATE})")
+        )
+    else:
+        pair_tables = top.collect(lambda: top.table("pair"), None)
     top.reject_unknown()
-    _check_socket_path(top, socket)
-    pairs = {name: _read_pair(name, table) for name, table in _pair_tables(pair_tables)}
-    _check_unique_ports(top.path, pairs.values())
+    top.collect(lambda: _check_socket_path(top, socket), None)
+    tables = _pair_tables(pair_tables) if pair_tables is not None else []
+    pairs = {name: pair for name, table in tables if (pair := _read_pair(name, table))}
+    top.collect(lambda: _check_unique_ports(top.path, pairs.values()), None)
+    if top.errors:
+        return None
     return Config(
         top.path,
         calibration_dir,
@@ -238,44 +282,63 @@ def _read_config(top: _Table) -> Config:
     )
 
 
-def _pair_tables(pairs: _Table) -> Iterator[tuple[str, _Table]]:
+def _pair_tables(pairs: _Table) -> list[tuple[str, _Table]]:
     if not pairs.data:
-        raise pairs.error(None, "no pair defined: add at least one [pair.NAME] table")
+        pairs.errors.append(
+            pairs.error(None, "no pair defined: add at least one [pair.NAME] table")
+        )
+    found = []
     for name in pairs.data:
-        table = pairs.table(name, what="a pair table such as [pair.main]")
+        read = functools.partial(pairs.table, name, what="a pair table such as [pair.main]")
+        table = pairs.collect(read, None)
+        if table is None:
+            continue
         if not _PAIR_NAME.fullmatch(name):
-            raise table.error(None, "pair names may use only letters, digits, '_' and '-'")
-        yield name, table
+            table.errors.append(
+                table.error(None, "pair names may use only letters, digits, '_' and '-'")
+            )
+        found.append((name, table))
+    return found
 
 
-def _read_pair(name: str, table: _Table) -> PairConfig:
+def _read_pair(name: str, table: _Table) -> PairConfig | None:
+    """The pair; None when ``table.errors`` holds what is wrong with it."""
+    errors_before = len(table.errors)
     _reject_replaced_keys(table)
     numbers = {
-        key: table.number(key, default, rng) for key, (default, rng) in _PAIR_NUMBERS.items()
+        key: table.collect(functools.partial(table.number, key, default, rng), default)
+        for key, (default, rng) in _PAIR_NUMBERS.items()
     }
     max_temperature = numbers["max_temperature_c"]
-    resume_temperature = table.number(
-        "resume_temperature_c", max_temperature - _RESUME_BELOW_MAX_C, _TEMPERATURE
+    resume_default = max_temperature - _RESUME_BELOW_MAX_C
+    resume_temperature = table.collect(
+        lambda: table.number("resume_temperature_c", resume_default, _TEMPERATURE), resume_default
     )
-    stall_timeout_s = table.number(
-        "stall_timeout_s",
-        max(_STALL_DEFAULT_MIN_S, _STALL_DEFAULT_TIMEOUTS * numbers["bus_timeout_ms"] / 1000),
-        _STALL_TIMEOUT,
+    stall_default = max(
+        _STALL_DEFAULT_MIN_S, _STALL_DEFAULT_TIMEOUTS * numbers["bus_timeout_ms"] / 1000
     )
-    stop_policy = table.choice("stop_policy", "release", STOP_POLICIES)
-    rest_table = table.optional_table("rest_pose")
-    baudrate = table.integer("baudrate", 1_000_000, _ABOVE_ZERO)
-    leader_table = table.table("leader")
-    follower_table = table.table("follower")
+    stall_timeout_s = table.collect(
+        lambda: table.number("stall_timeout_s", stall_default, _STALL_TIMEOUT), stall_default
+    )
+    stop_policy = table.collect(
+        lambda: table.choice("stop_policy", "release", STOP_POLICIES), "release"
+    )
+    rest_table = table.collect(lambda: table.optional_table("rest_pose"), None)
+    baudrate = table.collect(lambda: table.integer("baudrate", 1_000_000, _ABOVE_ZERO), 1_000_000)
+    arms = [table.collect(functools.partial(_read_arm_in, table, role), None) for role in ROLES]
     table.reject_unknown()
-    _check_pair_limits(table, numbers, resume_temperature, baudrate)
+    table.collect(lambda: _check_pair_limits(table, numbers, resume_temperature, baudrate), None)
+    rest_pose = table.collect(lambda: _read_rest_pose(table, stop_policy, rest_table), None)
+    leader, follower = arms
+    if len(table.errors) > errors_before or leader is None or follower is None:
+        return None
     return PairConfig(
         name=name,
-        leader=_read_arm(leader_table),
-        follower=_read_arm(follower_table),
+        leader=leader,
+        follower=follower,
         resume_temperature_c=resume_temperature,
         stop_policy=stop_policy,
-        rest_pose=_read_rest_pose(table, stop_policy, rest_table),
+        rest_pose=rest_pose,
         baudrate=baudrate,
         stall_timeout_s=stall_timeout_s,
         **numbers,
@@ -294,8 +357,8 @@ _REPLACED_KEYS = {
 
 def _reject_replaced_keys(table: _Table) -> None:
     for key, message in _REPLACED_KEYS.items():
-        if key in table.data:
-            raise table.error(key, message, table.data[key])
+        if table.has(key):  # known, so not also reported as an unknown key
+            table.errors.append(table.error(key, message, table.data[key]))
 
 
 def _check_pair_limits(
@@ -319,27 +382,40 @@ def _check_pair_limits(
         )
 
 
-def _read_arm(table: _Table) -> ArmConfig:
-    port = table.text("port")
-    arm_id = table.text("id")
-    motor_table = table.optional_table("motor_ids")
+def _read_arm_in(pair: _Table, role: str) -> ArmConfig | None:
+    return _read_arm(pair.table(role))
+
+
+def _read_arm(table: _Table) -> ArmConfig | None:
+    errors_before = len(table.errors)
+    port = table.collect(lambda: table.text("port"), "")
+    arm_id = table.collect(lambda: table.text("id"), "")
+    motor_table = table.collect(lambda: table.optional_table("motor_ids"), None)
     table.reject_unknown()
-    try:
-        check_arm_id(arm_id)
-    except ValueError as exc:
-        raise table.error("id", str(exc), arm_id) from None
+    if arm_id:
+        try:
+            check_arm_id(arm_id)
+        except ValueError as exc:
+            table.errors.append(table.error("id", str(exc), arm_id))
     motor_ids = dict(DEFAULT_MOTOR_MAP) if motor_table is None else _read_motor_ids(motor_table)
+    if len(table.errors) > errors_before:
+        return None
     return ArmConfig(port=port, id=arm_id, motor_ids=motor_ids)
 
 
 def _read_motor_ids(table: _Table) -> dict[str, int]:
-    motor_ids = {joint: table.integer(joint, None, _MOTOR_ID) for joint in JOINTS}
+    motor_ids = {
+        joint: table.collect(functools.partial(table.integer, joint, None, _MOTOR_ID), -1)
+        for joint in JOINTS
+    }
     table.reject_unknown()
     seen: dict[int, str] = {}
     for joint, motor in motor_ids.items():
-        if motor in seen:
-            raise table.error(joint, f"motor {motor} is already {seen[motor]}'s", motor)
-        seen[motor] = joint
+        if motor in seen and motor >= 0:
+            table.errors.append(
+                table.error(joint, f"motor {motor} is already {seen[motor]}'s", motor)
+            )
+        seen.setdefault(motor, joint)
     return motor_ids
 
 
@@ -408,11 +484,26 @@ class _Table:
     Every key a getter asks for counts as known; ``reject_unknown()`` then refuses the rest.
     """
 
-    def __init__(self, data: Mapping[str, Any], prefix: str, path: Path) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        prefix: str,
+        path: Path,
+        errors: list[ConfigError] | None = None,
+    ) -> None:
         self.data = data
         self.prefix = prefix
         self.path = path
+        self.errors = [] if errors is None else errors  # shared by a file's tables
         self._known: set[str] = set()
+
+    def collect(self, read: Callable[[], T], fallback: T) -> T:
+        """``read()``, or ``fallback`` with its error kept, so reading goes on to the rest."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return fallback
 
     def key(self, name: str | None) -> str | None:
         if name is None:
@@ -469,7 +560,7 @@ class _Table:
         value = self.value(name, None)
         if not isinstance(value, dict):
             raise self.error(name, f"must be {what}", value)
-        return _Table(value, self.key(name) or name, self.path)
+        return _Table(value, self.key(name) or name, self.path, self.errors)
 
     def optional_table(self, name: str) -> _Table | None:
         return self.table(name) if self.has(name) else None
@@ -478,7 +569,7 @@ class _Table:
         for name, value in self.data.items():
             if name not in self._known:
                 hint = _suggestion(name, sorted(self._known))
-                raise self.error(name, f"unknown key{hint or '; remove it'}", value)
+                self.errors.append(self.error(name, f"unknown key{hint or '; remove it'}", value))
 
     def missing(self, name: str, message: str | None = None) -> ConfigError:
         # A required key that is absent is most often a misspelt one.

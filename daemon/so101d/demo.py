@@ -117,11 +117,24 @@ def _deviation(leader: VirtualArm, follower: VirtualArm) -> float:
 
 
 def _verdict(worst: float | None, code: int, out: IO[str]) -> int:
+    """0 when the follower tracked and the daemon stopped cleanly; else 1, saying why."""
+    failed = []
     if worst is None:
-        out.write("\nThe pair never reached teleop; see the daemon's log above.\n")
-        return 1
-    out.write(
-        f"\nThe follower mirrored the leader to within {worst:.1f}° while it moved; "
-        f"the daemon stopped with exit code {code}.\n"
-    )
-    return 0 if worst <= TRACKING_TOLERANCE_DEG and code == 0 else 1
+        failed.append("teleop: the pair never reached teleop; see the daemon's log above")
+    else:
+        out.write(
+            f"\nThe follower stayed within {worst:.1f}° of the moving leader "
+            f"(limit {TRACKING_TOLERANCE_DEG:g}°); the daemon stopped with exit code {code}.\n"
+        )
+        if worst > TRACKING_TOLERANCE_DEG:
+            failed.append(
+                f"tracking: the follower lagged {worst:.1f}° behind the leader, more than "
+                f"the {TRACKING_TOLERANCE_DEG:g}° limit (a busy CPU slows the loop)"
+            )
+    if code != 0:
+        failed.append(f"daemon: so101d run stopped with exit code {code}, expected 0")
+    for failure in failed:
+        out.write(f"FAIL: {failure}\n")
+    if not failed:
+        out.write("OK: the follower mirrored the leader\n")
+    return 1 if failed else 0

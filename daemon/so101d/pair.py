@@ -44,8 +44,13 @@ from so101d.motion import (
     degrees_to_ticks,
 )
 from so101d.precheck import PrecheckReport, run_precheck
+from so101d.readings import CoolingCheck, Health, clock_time, from_telemetry
 from so101d.teleop import TeleopLoop
+from so101d.wording import counted
 
+# What `resume` did to a pair (CHECKING: a cooling fault, checked again at once).
+RESUMED, NOT_RESUMED, CHECKING = "resumed", "not resumed", "checking"
+NOTHING_TO_RESUME = "nothing to resume"
 MAX_BACKOFF_S = 30.0
 FIRST_BACKOFF_S = 0.5
 STABLE_TELEOP_S = 10.0  # a session this long resets the backoff
@@ -113,6 +118,10 @@ class PairRunner(threading.Thread):
         self._backoff_level = 0
         self._loop: TeleopLoop | None = None
         self._last_stats = 0.0
+        self._retry: tuple[int, float] | None = None  # attempt number, its wall-clock time
+        self._cooling: CoolingCheck | None = None
+        self._last_table: str | None = None
+        self._precheck_runs = 0
         self.heartbeat = time.monotonic()
         self.state = State.WAITING
         self.reason = "starting"
@@ -141,12 +150,50 @@ class PairRunner(threading.Thread):
         self._release_pending = not released.ok
         return released
 
-    def resume(self) -> None:
+    def resume(self) -> dict[str, str]:
+        """Resume a pause or retry a fault now; say what happened, or why it could not.
+
+        A cooling fault is not overridden: the follower is checked again at once, and it
+        resumes by itself when it is cool enough.
+        """
         with self._lock:
-            self.gate.resume()
-            self._resumed += 1
-            self._backoff_level = 0
+            outcome = self._resume_outcome()
+            if outcome["outcome"] != NOTHING_TO_RESUME:
+                self.gate.resume()
+                self._resumed += 1
+                self._backoff_level = 0
         self._wake.set()
+        return outcome
+
+    def _resume_outcome(self) -> dict[str, str]:
+        state, reason = self.state, self.reason
+        if paused := self.gate.closed_reason:
+            return {"outcome": RESUMED, "detail": f"was paused: {paused}"}
+        if state is State.FAULT and self.latch is Latch.COOLING:
+            return {"outcome": CHECKING, "detail": self._still_hot()}
+        if state is State.FAULT:
+            return {"outcome": RESUMED, "detail": f"retrying now; the fault was: {reason}"}
+        absent = self._absent_ports()
+        if absent:
+            return {"outcome": NOT_RESUMED, "detail": f"still missing: {' and '.join(absent)}"}
+        return {"outcome": NOTHING_TO_RESUME, "detail": f"it is {state}, not paused or faulted"}
+
+    def _still_hot(self) -> str:
+        resume_c = self.config.resume_temperature_c
+        if cooling := self._current_cooling():
+            joint, hottest = cooling.health.hottest()
+            at = clock_time(time.time() - cooling.health.age_s())
+            latest = f"follower {joint} was at {hottest} °C at the last check ({at})"
+        else:
+            latest = f"follower over its temperature limit since {clock_time(self.since)}"
+        return f"cooling: {latest}; it resumes by itself below {resume_c:g} °C; checking now"
+
+    def _current_cooling(self) -> CoolingCheck | None:
+        """The cooling check of the present fault, if it has had one."""
+        cooling = self._cooling
+        if cooling is None or self.state is not State.FAULT or cooling.fault_since != self.since:
+            return None
+        return cooling
 
     def stop(self, reason: str = "daemon stopping") -> None:
         self._stop_reason = reason
@@ -240,7 +287,13 @@ class PairRunner(threading.Thread):
                 },
             }
             loop, running = self._loop, self.state in _LOOP_STATES
-        status.update(_loop_status(loop, running))
+            cooling = self._current_cooling()
+            if cooling is not None:
+                status["cooling"] = {"checks": cooling.count, "cooled": cooling.cooled}
+            if self._retry is not None and self.state is State.FAULT:
+                attempt, at = self._retry
+                status["retry"] = {"attempt": attempt, "at": clock_time(at)}
+        status.update(_loop_status(loop, running, cooling.health if cooling else None))
         status["positions"] = _positions(loop, frame) if running and loop else {}
         status["frame"] = str(frame)
         return status
@@ -248,10 +301,12 @@ class PairRunner(threading.Thread):
     def status_line(self) -> str:
         with self._lock:
             state, reason = self.state, self.reason
+            retry = self._retry if state is State.FAULT else None
         if state is State.TELEOP and self._loop is not None:
             return f"{self.config.name}: teleop {self._loop.stats.snapshot()['rate_hz']:.0f} Hz"
         short = reason if len(reason) <= 60 else reason[:57] + "..."
-        return f"{self.config.name}: {state} ({short})"
+        when = f", retry {retry[0]} at {clock_time(retry[1])}" if retry else ""
+        return f"{self.config.name}: {state}{when} ({short})"
 
     def heartbeat_age(self) -> float:
         return time.monotonic() - self.heartbeat
@@ -266,6 +321,8 @@ class PairRunner(threading.Thread):
                 pass  # paused or e-stopped meanwhile: handled just below
             except PairFault as fault:
                 self._on_fault(fault)
+            except BusError as exc:  # bus trouble no check caught: transient, retried
+                self._on_fault(PairFault(f"bus error: {exc}; retrying"))
             except Exception as exc:  # a bug must not kill the pair: report it and retry
                 self.log.exception("unexpected error")
                 self._on_fault(PairFault(f"internal error: {exc!r}"))
@@ -274,9 +331,7 @@ class PairRunner(threading.Thread):
         self._enter(State.STOPPED, self._stop_reason)
 
     def _session(self) -> None:
-        ports = (self.config.leader.port, self.config.follower.port)
-        self._enter(State.WAITING, f"waiting for {ports[0]} and {ports[1]}")
-        if not self._wait_until(lambda: all(os.path.exists(p) for p in ports)):
+        if not self._wait_until(self._boards_present):
             return
         self._enter(State.CHECKING, "validating calibration files")
         calibration = load_pair_calibration(self.calibration_dir, *self.arms)
@@ -289,6 +344,18 @@ class PairRunner(threading.Thread):
                 self._teleoperate(leader.arm, follower)
             except BusError as exc:
                 raise PairFault(f"{self._role_of(exc.port)}: {exc}") from exc
+
+    def _absent_ports(self) -> list[str]:
+        ports = (self.config.leader.port, self.config.follower.port)
+        return [port for port in ports if not os.path.exists(port)]
+
+    def _boards_present(self) -> bool:
+        """True once both ports exist; until then the reason names the absent ones."""
+        absent = self._absent_ports()
+        reason = f"waiting for {' and '.join(absent)}" if absent else "both boards present"
+        if self.state is not State.WAITING or self.reason != reason:
+            self._enter(State.WAITING, reason)
+        return not absent
 
     @contextlib.contextmanager
     def _guarded_arms(self, calibration: PairCalibration) -> Iterator[tuple[ArmGuard, ArmGuard]]:
@@ -334,7 +401,14 @@ class PairRunner(threading.Thread):
                 guard.write_calibration(guard.arm.calibration)
 
     def _log_precheck(self, report: PrecheckReport) -> None:
-        for line in report.table().splitlines():
+        """The table and its warnings; a retry that finds the same only says so in a line."""
+        self._precheck_runs += 1
+        table = report.table()
+        if table == self._last_table:
+            self.log.info("precheck run %d: the same as the last table", self._precheck_runs)
+            return
+        self._last_table = table
+        for line in table.splitlines():
             self.log.info("precheck: %s", line)
         for warning in report.warnings:
             self.log.warning("precheck: %s", warning)
@@ -443,20 +517,32 @@ class PairRunner(threading.Thread):
     def _wait_backoff(self) -> None:
         delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**self._backoff_level)
         self._backoff_level += 1
-        self.log.info("retrying in %.1f s", delay)
-        generation = self._device_generation
+        attempt = self._backoff_level
+        with self._lock:
+            self._retry = (attempt, time.time() + delay)
+        self.log.info("retry %d in %.1f s", attempt, delay)
+        generation, resumed = self._device_generation, self._resumed
         deadline = time.monotonic() + delay
         self._wait_until(
-            lambda: time.monotonic() >= deadline or self._device_generation != generation
+            lambda: (
+                time.monotonic() >= deadline
+                or self._device_generation != generation
+                or self._resumed != resumed
+            )
         )
+        with self._lock:
+            self._retry = None
 
     def _wait_latch_cleared(self, latch: Latch) -> None:
         resumed, generation = self._resumed, self._device_generation
+        tripped = self.reason
         fingerprint = calibration_fingerprint(self.calibration_dir, self.arms)
         next_cooling_check = time.monotonic() + COOLING_CHECK_S
 
         def cleared() -> bool:
-            nonlocal next_cooling_check
+            nonlocal next_cooling_check, resumed
+            if latch is Latch.COOLING and self._resumed != resumed:  # resume: check now
+                resumed, next_cooling_check = self._resumed, time.monotonic()
             if self._resumed != resumed:
                 return True
             if latch is Latch.CALIBRATION:
@@ -465,26 +551,42 @@ class PairRunner(threading.Thread):
                 return self._device_generation != generation
             if latch is Latch.COOLING and time.monotonic() >= next_cooling_check:
                 next_cooling_check = time.monotonic() + COOLING_CHECK_S
-                return self._follower_cooled()
+                return self._follower_cooled(tripped)
             return False
 
         if self._wait_until(cleared):
             self.log.info("fault cleared, starting again")
 
-    def _follower_cooled(self) -> bool:
+    def _follower_cooled(self, tripped: str) -> bool:
+        """Read the follower's temperatures; the reason then gives them and the trip's."""
         follower = self.config.follower
         arm = Arm(
             Role.FOLLOWER, follower.port, follower.motor_ids, {}, baudrate=self.config.baudrate
         )
         try:
             with arm:
-                hottest = max(arm.sync_read("Present_Temperature").values())
-        except BusError:
+                health = Health("cooling check", arm.sync_read("Present_Temperature"))
+        except BusError as exc:
+            self.log.info("cooling check: cannot read the follower's temperatures: %s", exc)
             return False
-        self.log.info(
-            "follower at %d °C, waiting for %g °C", hottest, self.config.resume_temperature_c
-        )
-        return hottest < self.config.resume_temperature_c
+        joint, hottest = health.hottest()
+        resume_c = self.config.resume_temperature_c
+        cooled = hottest < resume_c
+        with self._lock:
+            previous = self._current_cooling()
+            count = previous.count + 1 if previous else 1
+            self._cooling = CoolingCheck(self.since, health, cooled, count)
+            self.reason = (
+                f"follower {joint} now at {hottest} °C (read {clock_time(time.time())}), "
+                f"resumes below {resume_c:g} °C; tripped at {clock_time(self.since)}: {tripped}"
+            )
+        if cooled:
+            self.log.info("follower cooled to %d °C (below %g °C)", hottest, resume_c)
+        else:
+            self.log.info(
+                "follower still at %d °C (%s); resumes below %g °C", hottest, joint, resume_c
+            )
+        return cooled
 
     def _wait_while_paused(self) -> None:
         reason = self.gate.closed_reason or "paused"
@@ -556,23 +658,28 @@ def open_arm(arm: Arm) -> None:
     try:
         arm.open()
     except PortBusy as exc:
-        raise PairFault(f"{arm.role}: {exc} (lerobot-teleoperate running?)") from exc
+        raise PairFault(f"{arm.role}: {exc}") from exc
     except PortGone as exc:
         raise PairFault(f"{arm.role} board went away while opening: {exc}") from exc
 
 
-def _loop_status(loop: TeleopLoop | None, running: bool) -> dict[str, Any]:
-    """Loop figures while it runs; the last session's temperatures and voltages after it."""
+def _loop_status(loop: TeleopLoop | None, running: bool, cooling: Health | None) -> dict[str, Any]:
+    """Loop figures while it runs; the follower's health, current only while it is read.
+
+    ``temperatures`` and ``voltages`` hold current readings only; ``telemetry`` holds the
+    latest known one with its age and whether it is current.
+    """
     idle = {"rate_hz": 0.0, "cycle_p50_ms": 0.0, "cycle_p99_ms": 0.0, "errors": 0}
-    if loop is None:
-        return {**idle, "leader_glitches": 0, "temperatures": {}, "voltages": {}}
-    readings = dict(loop.telemetry)
-    stats = loop.stats.snapshot() if running else idle
+    stats = loop.stats.snapshot() if loop is not None and running else idle
+    live = from_telemetry(dict(loop.telemetry)) if loop is not None else None
+    latest = cooling or live
+    current = latest is not None and (latest is cooling or running)
     return {
         **{k: v for k, v in stats.items() if k != "cycles"},
-        "leader_glitches": loop.tracker.glitches,
-        "temperatures": {joint: r.temperature_c for joint, r in readings.items()},
-        "voltages": {joint: r.voltage_v for joint, r in readings.items()},
+        "leader_glitches": loop.tracker.glitches if loop is not None else 0,
+        "temperatures": dict(latest.temperatures) if latest and current else {},
+        "voltages": dict(latest.voltages) if latest and current else {},
+        "telemetry": latest.as_dict(current) if latest else None,
     }
 
 
@@ -589,13 +696,9 @@ def _stats_text(loop: TeleopLoop | None) -> str:
     if loop is None:
         return "no loop"
     stats = loop.stats.snapshot()
-    readings = list(loop.telemetry.values())
-    health = ""
-    if readings:
-        temps = [r.temperature_c for r in readings]
-        volts = sorted(r.voltage_v for r in readings)
-        health = f", follower {min(temps)}-{max(temps)} °C {volts[len(volts) // 2]:.1f} V"
+    health = from_telemetry(dict(loop.telemetry))
     return (
         f"{stats['rate_hz']:.1f} Hz, cycle p50 {stats['cycle_p50_ms']:.2f} ms "
-        f"p99 {stats['cycle_p99_ms']:.2f} ms, {stats['errors']} bus errors{health}"
+        f"p99 {stats['cycle_p99_ms']:.2f} ms, {counted(int(stats['errors']), 'bus error')}"
+        + (f", follower {health.summary()}" if health else "")
     )

@@ -9,7 +9,9 @@ the pair writes them afterwards, through the guards.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,11 +21,20 @@ from so101d.calibration.eeprom import EepromDifference, compare_servo_calibratio
 from so101d.calibration.model import WRIST_ROLL, Role
 from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault
-from so101d.feetech import STS3215_MODEL_NUMBER, BusError, ServoFault
+from so101d.feetech import (
+    STS3215_MODEL_NUMBER,
+    BusError,
+    BusTimeout,
+    CorruptReply,
+    ServoError,
+    ServoFault,
+)
 from so101d.feetech.registers import ENCODER_RESOLUTION
+from so101d.feetech.roll_call import Tries, roll_call
 from so101d.motion import ArmGuard, SettingChange, setting_changes
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
+CONFIRM_ABSENT_S = 1.0  # a motor must stay silent this long before it counts as missing
 _RANGE_SLACK = 0.05  # a joint may read this fraction of its span outside the recorded range
 
 
@@ -123,35 +134,64 @@ def run_precheck(leader: ArmGuard, follower: ArmGuard, config: PairConfig) -> Pr
 
 
 def _run(check: ArmCheck, arm: Arm, config: PairConfig, reachable: dict[Role, bool]) -> Cell:
+    """One check on one arm. A late or garbled reply is retried, the bus resynchronised,
+    for up to CONFIRM_ABSENT_S; an arm whose bus stays unusable skips its remaining checks.
+    """
     if not reachable[arm.role]:
         return Cell(SKIPPED, "-")
-    try:
-        cell = check(arm, config)
-    except BusError as exc:
-        cell = Cell(FAIL, "no answer", f"{arm.role} on {arm.port}: {exc}")
+    deadline = time.monotonic() + CONFIRM_ABSENT_S
+    while True:
+        try:
+            cell = check(arm, config)
+            break
+        except BusError as exc:
+            cell = _bus_error_cell(arm, exc)
+            if not isinstance(exc, BusTimeout | CorruptReply):
+                break
+            with contextlib.suppress(BusError):  # a late reply is not the next try's answer
+                arm.bus.resync()
+            if time.monotonic() >= deadline:
+                reachable[arm.role] = False
+                break
     if cell.status == FAIL and cell.latch is Latch.DEVICES:
         reachable[arm.role] = False
     return cell
 
 
+def _bus_error_cell(arm: Arm, exc: BusError) -> Cell:
+    """A check cut short by the bus, with what kind of trouble it was."""
+    where = f"{arm.role} on {arm.port}"
+    if isinstance(exc, ServoError):
+        bits = ServoFault(sum(exc.faults.values()))
+        return Cell(FAIL, "error bits", f"{where}: {exc}", _latch_for(bits))
+    if isinstance(exc, CorruptReply):
+        return Cell(
+            FAIL, "corrupt reply", f"{where}: corrupt replies ({exc}): a noisy bus (transient)"
+        )
+    if isinstance(exc, BusTimeout):
+        return Cell(
+            FAIL, "late reply", f"{where}: late or lost replies ({exc}): a slow bus (transient)"
+        )
+    return Cell(FAIL, "no answer", f"{where}: {exc}")
+
+
 def _motors_answer(arm: Arm, config: PairConfig) -> Cell:
-    missing, faulty = [], {}
-    for joint, motor in arm.motor_ids.items():
-        try:
-            bits = arm.bus.ping(motor)
-        except BusError:
-            missing.append(f"{motor} ({joint})")
-            continue
-        if bits:
-            faulty[joint] = bits
-    if missing:
+    tries = roll_call(arm.bus, arm.ids, arm.bus.ping, CONFIRM_ABSENT_S).values()
+    troubled = [t for t in tries if t.troubled]
+    absent = [t for t in tries if t.absent]
+    if troubled:
+        return _unreliable_bus(arm, troubled, absent)
+    if absent:
+        named = _motor_names(arm, absent)
         return Cell(
             FAIL,
-            f"missing {', '.join(missing)}",
-            f"{arm.role} motor(s) {', '.join(missing)} do not answer on {arm.port}: check "
-            f"the servo cables, then unplug and replug the board (or `so101d resume`)",
+            f"missing {named}",
+            f"{arm.role} motor(s) {named} do not answer on {arm.port} (silent for "
+            f"{CONFIRM_ABSENT_S * 1000:.0f} ms, {absent[0].tries} tries): check the servo "
+            f"cables, then unplug and replug the board (or `so101d resume`)",
             Latch.DEVICES,
         )
+    faulty = {arm.joint_of(t.motor): t.answer for t in tries if t.answer}
     if faulty:
         text = "; ".join(f"{j}: {bits.describe()}" for j, bits in faulty.items())
         return Cell(
@@ -160,7 +200,45 @@ def _motors_answer(arm: Arm, config: PairConfig) -> Cell:
             f"{arm.role} servos report errors: {text}",
             _latch_for(ServoFault(sum(faulty.values()))),
         )
-    return Cell(OK, f"{len(arm.ids)}/{len(arm.ids)}")
+    count = f"{len(arm.ids)}/{len(arm.ids)}"
+    if retried := [t for t in tries if t.retried]:
+        return Cell(
+            WARN,
+            f"{count} (retried)",
+            f"{arm.role} motor(s) {_motor_names(arm, retried)} answered only after "
+            f"{max(t.tries for t in retried)} tries: the bus or the CPU is slow or busy",
+        )
+    return Cell(OK, count)
+
+
+def _unreliable_bus(arm: Arm, troubled: list[Tries[ServoFault]], absent: list[Tries[Any]]) -> Cell:
+    """Motors whose replies came late or garbled: a transient fault, retried with backoff."""
+    window = f"{CONFIRM_ABSENT_S * 1000:.0f} ms"
+    late = [t for t in troubled if t.late]
+    corrupt = [t for t in troubled if not t.late]
+    parts = []
+    if late:
+        parts.append(
+            f"motor(s) {_motor_names(arm, late)} answered late / not at all within {window} "
+            f"(replies came after the {arm.bus.timeout * 1000:.0f} ms bus timeout)"
+        )
+    if corrupt:
+        parts.append(
+            f"motor(s) {_motor_names(arm, corrupt)} sent only corrupt replies within {window} "
+            f"(noise on the bus or a loose connector?)"
+        )
+    if absent:
+        parts.append(f"motor(s) {_motor_names(arm, absent)} stayed silent")
+    return Cell(
+        FAIL,
+        "late replies" if late else "corrupt replies",
+        f"{arm.role} on {arm.port}: {'; '.join(parts)}: a slow or noisy bus, not a missing "
+        "motor (transient)",
+    )
+
+
+def _motor_names(arm: Arm, tries: list[Tries[Any]]) -> str:
+    return ", ".join(f"{t.motor} ({arm.joint_of(t.motor)})" for t in tries)
 
 
 def _latch_for(bits: ServoFault) -> Latch | None:

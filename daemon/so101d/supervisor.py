@@ -232,9 +232,7 @@ class Supervisor:
         with self._runners_lock:
             chosen = self._chosen(params)
             self.calibration.refuse_if_held([r.config.name for r in chosen], "resume")
-            for runner in chosen:
-                runner.resume()
-        return {"resumed": [r.config.name for r in chosen]}
+            return {"pairs": {r.config.name: r.resume() for r in chosen}}
 
     def _estop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Torque off on every follower from this thread, read back before the reply.

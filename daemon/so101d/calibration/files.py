@@ -19,6 +19,10 @@ from so101d.calibration.model import FIELDS, JOINTS, ArmCalibration, MotorCalibr
 LEGACY_KEYS = frozenset(
     {"homing_offset", "drive_mode", "start_pos", "end_pos", "calib_mode", "motor_names"}
 )
+# so101d cannot calibrate yet: name the commands that exist.
+RECALIBRATE = (
+    "recalibrate with `so101d calibrate` (or lerobot-calibrate, then `so101d import-calibration`)"
+)
 _DAMAGED = "restore a backup or recalibrate"
 _JSON_TYPES = {
     dict: "an object",
@@ -144,8 +148,7 @@ def _legacy_problem() -> FormatProblem:
     return FormatProblem(
         "legacy_format",
         "this is a calibration from LeRobot before 2025 (parallel lists such as "
-        "'start_pos' and 'end_pos'), which current LeRobot and so101d cannot use; "
-        "recalibrate with lerobot-calibrate or so101d",
+        "'start_pos' and 'end_pos'), which current LeRobot and so101d cannot use; " + RECALIBRATE,
     )
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from so101d.calibration.files import (
+    RECALIBRATE,
     CalibrationFileError,
     parse_document,
     read_bytes,
@@ -57,7 +58,6 @@ ENCODER_END_MARGIN = 10  # a non-wrist_roll range ending this close to 0 or 4095
 HOMING_POSE_TOLERANCE = 50  # homing reads 2047 at the middle pose; ranges start from there
 PAIR_MIDPOINT_TOLERANCE = 114  # ticks (10 degrees) of midpoint mismatch before we warn
 TICKS_PER_DEGREE = (MAX_POSITION + 1) / 360
-_RECALIBRATE = "recalibrate with lerobot-calibrate or so101d"
 
 
 class Level(enum.StrEnum):
@@ -250,12 +250,12 @@ def _joint_set(calibration: ArmCalibration, motor_map: Mapping[str, int]) -> Ite
     for joint in motor_map:
         if joint not in calibration:
             message = f"{joint} is missing: the file must hold every joint ({expected}); "
-            yield Finding(Level.ERROR, "missing_joint", message + _RECALIBRATE, joint)
+            yield Finding(Level.ERROR, "missing_joint", message + RECALIBRATE, joint)
     for joint in calibration:
         if joint not in motor_map:
             message = (
                 f"{joint!r} is not a joint of this arm (expected {expected}); the file may "
-                f"belong to another robot: {_RECALIBRATE}"
+                f"belong to another robot: {RECALIBRATE}"
             )
             yield Finding(Level.ERROR, "unknown_joint", message, joint)
 
@@ -267,7 +267,7 @@ def _duplicate_ids(calibration: ArmCalibration) -> Iterator[Finding]:
             joints = [j for j, m in calibration.items() if m.id == motor_id]
             message = (
                 f"{' and '.join(joints)} share motor id {motor_id}; every joint needs its own "
-                f"motor: fix the ids (lerobot-setup-motors) and {_RECALIBRATE}"
+                f"motor: fix the ids (lerobot-setup-motors) and {RECALIBRATE}"
             )
             yield Finding(Level.ERROR, "duplicate_id", message, joints[-1])
 
@@ -276,13 +276,13 @@ def _check_joint(
     joint: str, motor: MotorCalibration, expected_id: int, role: Role | None
 ) -> Iterator[Finding]:
     if motor.id != expected_id:
-        message = f"{joint} has motor id {motor.id}, expected {expected_id}: {_RECALIBRATE}"
+        message = f"{joint} has motor id {motor.id}, expected {expected_id}: {RECALIBRATE}"
         yield Finding(Level.ERROR, "bad_id", message, joint)
     yield from _check_drive_mode(joint, motor.drive_mode)
     if abs(motor.homing_offset) > HALF_TURN:
         message = (
             f"{joint} homing_offset {motor.homing_offset} cannot be written to the servo "
-            f"(its register holds -{HALF_TURN}..{HALF_TURN}): {_RECALIBRATE}"
+            f"(its register holds -{HALF_TURN}..{HALF_TURN}): {RECALIBRATE}"
         )
         yield Finding(Level.ERROR, "homing_unencodable", message, joint)
     yield from _check_range(joint, motor, role)
@@ -290,7 +290,7 @@ def _check_joint(
 
 def _check_drive_mode(joint: str, drive_mode: int) -> Iterator[Finding]:
     if drive_mode not in (0, 1):
-        message = f"{joint} drive_mode is {drive_mode}, but only 0 and 1 exist: {_RECALIBRATE}"
+        message = f"{joint} drive_mode is {drive_mode}, but only 0 and 1 exist: {RECALIBRATE}"
         yield Finding(Level.ERROR, "bad_drive_mode", message, joint)
     elif drive_mode == 1:
         message = (
@@ -306,13 +306,13 @@ def _check_range(joint: str, motor: MotorCalibration, role: Role | None) -> Iter
     outside = [(name, v) for name, v in _limits(motor) if not 0 <= v <= MAX_POSITION]
     for name, value in outside:
         message = f"{joint} {name} is {value}, outside the encoder's 0..{MAX_POSITION}: "
-        yield Finding(Level.ERROR, "out_of_encoder", message + _RECALIBRATE, joint)
+        yield Finding(Level.ERROR, "out_of_encoder", message + RECALIBRATE, joint)
     if outside:
         return
     if motor.range_min >= motor.range_max:
         message = (
             f"{joint} range_min {motor.range_min} is not below range_max {motor.range_max}: "
-            f"{_RECALIBRATE}"
+            f"{RECALIBRATE}"
         )
         yield Finding(Level.ERROR, "min_not_below_max", message, joint)
     elif joint != WRIST_ROLL and motor.span >= WRAP_SPAN:
@@ -322,7 +322,7 @@ def _check_range(joint: str, motor: MotorCalibration, role: Role | None) -> Iter
         expected = f" (it travels at least {travel} on any SO-101)" if travel else ""
         message = (
             f"{joint} range is {motor.span} ticks{expected}: the joint was barely moved during "
-            f"calibration; {_RECALIBRATE} and move every joint through its full range"
+            f"calibration; {RECALIBRATE} and move every joint through its full range"
         )
         yield Finding(Level.ERROR, "barely_swept", message, joint)
     else:
@@ -351,7 +351,7 @@ def _at_encoder_end(joint: str, motor: MotorCalibration) -> Iterator[Finding]:
             message = (
                 f"{joint} {name} is {value}, at the end of the encoder: the joint may have "
                 "crossed the wrap point while calibrating; if it jumps or stops short in "
-                f"teleop, {_RECALIBRATE} starting from the middle pose"
+                f"teleop, {RECALIBRATE} starting from the middle pose"
             )
             yield Finding(Level.WARNING, "range_at_encoder_end", message, joint)
 
@@ -381,7 +381,7 @@ def _wrapped(joint: str, motor: MotorCalibration) -> Finding:
     message = (
         f"{joint} range {motor.range_min}..{motor.range_max} ({motor.span} ticks) spans nearly "
         f"the whole encoder: the reading wrapped past 4095/0 during calibration, which only "
-        f"{WRIST_ROLL} may do; {_RECALIBRATE}, starting with every joint in the middle of "
+        f"{WRIST_ROLL} may do; {RECALIBRATE}, starting with every joint in the middle of "
         "its travel"
     )
     return Finding(Level.ERROR, "encoder_wrap", message, joint)

@@ -25,7 +25,12 @@ NOT_A_TERMINAL = (
 
 def register(subparsers: Parsers) -> None:
     parser = subparsers.add_parser(
-        "calibrate", help="calibrate an arm: neutral pose, sweep, review, save (a terminal wizard)"
+        "calibrate",
+        help="calibrate an arm: neutral pose, sweep, review, save (a terminal wizard)",
+        description="Calibrate one arm on the Pi, as lerobot-calibrate does but across the "
+        "encoder seam: capture the neutral pose, sweep every joint, review the new ranges, "
+        "save the LeRobot file (with a backup) and the servos' EEPROM. Through the running "
+        "daemon (which pauses the pair), or directly on the port when none runs.",
     )
     add_config_option(parser)
     parser.add_argument("--socket", help="control socket (default: from the config)")

@@ -10,7 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from so101d.config import DEFAULT_CONFIG_PATH, ArmConfig, Config, ConfigError, load_config
+from so101d.config import (
+    DEFAULT_CONFIG_PATH,
+    ArmConfig,
+    Config,
+    ConfigError,
+    ConfigErrors,
+    load_config,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +62,8 @@ def config_or_report(path: Path, command: str) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"so101d {command}: {exc}", file=sys.stderr)
+        for error in exc.errors if isinstance(exc, ConfigErrors) else [exc]:
+            print(f"so101d {command}: {error}", file=sys.stderr)
         return None
 
 

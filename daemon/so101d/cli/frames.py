@@ -41,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "normalizations (today's and before PR #777) and the MuJoCo models' radians.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    listing = commands.add_parser("list", help="the frames, their units and zero poses")
+    listing = commands.add_parser(
+        "list",
+        help="the frames, their units and zero poses",
+        description="List the joint frames so101d converts between, with their units and "
+        "zero poses.",
+    )
     listing.set_defaults(handler=show_frames)
 
     converting = commands.add_parser(

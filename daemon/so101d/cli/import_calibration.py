@@ -20,6 +20,8 @@ from so101d.calibration.model import Role
 from so101d.calibration.report import render_report
 from so101d.calibration.store import save_calibration
 from so101d.calibration.validate import FileReport, validate_file
+from so101d.cli.config import add_config_option, config_or_report
+from so101d.config import DEFAULT_CONFIG_PATH
 
 DEFAULT_DESTINATION = Path("/var/lib/so101d/calibration")
 
@@ -49,10 +51,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--to",
         dest="destination",
         type=Path,
-        default=DEFAULT_DESTINATION,
         metavar="DIR",
-        help=f"the daemon's calibration directory (default: {DEFAULT_DESTINATION})",
+        help="the daemon's calibration directory (default: the calibration_dir of --config, "
+        f"or {DEFAULT_DESTINATION} when there is no configuration file)",
     )
+    add_config_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"so101d import-calibration: error: {problem}", file=sys.stderr)
         return 2
+    destination = _destination(args)
+    if destination is None:
+        return 1
     source: Path = args.source or lerobot_calibration_root()
     arms = _arms_to_import(args.role, args.arm_id, source)
     if not arms:
@@ -69,7 +75,17 @@ def run(args: argparse.Namespace) -> int:
     if not all(report.usable for report in reports):
         print("nothing imported: fix or recalibrate the files with errors above", file=sys.stderr)
         return 1
-    return _save_all(arms, reports, args.destination)
+    return _save_all(arms, reports, destination)
+
+
+def _destination(args: argparse.Namespace) -> Path | None:
+    """--to, else the configured calibration_dir; None after reporting a broken config."""
+    if args.destination is not None:
+        return Path(args.destination)
+    if args.config == DEFAULT_CONFIG_PATH and not args.config.exists():
+        return DEFAULT_DESTINATION
+    config = config_or_report(args.config, "import-calibration")
+    return config.calibration_dir if config else None
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:

@@ -18,7 +18,15 @@ from so101d.precheck import run_precheck
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "precheck", help="no-motion checks of each pair's arms (stop the daemon first)"
+        "precheck",
+        help="no-motion checks of each pair's arms (stop the daemon first)",
+        description="Open each pair's two ports and check, without moving anything: every "
+        "motor answers, model and firmware, torque (the leader's off, read back; a holding "
+        "follower keeps holding), supply voltages, "
+        "temperatures, positions inside the calibrated ranges, the servo EEPROM against the "
+        "calibration file, and that the boards are not swapped. Prints a table per pair; "
+        "exits 0 when every pair is ready for teleop, 1 otherwise. The daemon holds the "
+        "ports while it runs: stop it first (sudo systemctl stop lerobot).",
     )
     add_config_option(parser)
     parser.add_argument("--pair", help="check only this pair")

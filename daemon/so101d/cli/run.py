@@ -15,7 +15,13 @@ EX_CONFIG = 78  # sysexits.h; the unit's RestartPreventExitStatus keeps a bad co
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "run", help="run the daemon: wait for the arms and mirror leader to follower"
+        "run",
+        help="run the daemon: wait for the arms and mirror leader to follower",
+        description="Run the so101d daemon in the foreground, as lerobot.service does: for "
+        "each configured pair, wait for both boards, validate the calibration files, run the "
+        "no-motion precheck, engage the follower slowly, then mirror the leader; recover from "
+        "unplugs and faults by itself. Logs go to stderr (the journal under systemd); "
+        "`so101d status` talks to it over its control socket. Exits 78 on a bad config.",
     )
     add_config_option(parser)
     parser.set_defaults(handler=run)

@@ -26,8 +26,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--leader", required=True, metavar="PATH", help="leader port symlink")
     parser.add_argument("--follower", required=True, metavar="PATH", help="follower port symlink")
-    parser.add_argument("--leader-voltage", type=float, default=5.0, metavar="V")
-    parser.add_argument("--follower-voltage", type=float, default=12.0, metavar="V")
+    parser.add_argument(
+        "--leader-voltage",
+        type=float,
+        default=5.0,
+        metavar="V",
+        help="the leader's supply voltage, as its servos report it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--follower-voltage",
+        type=float,
+        default=12.0,
+        metavar="V",
+        help="the follower's supply voltage: 12 V or 7.4 V arms (default: %(default)s)",
+    )
     parser.add_argument(
         "--motion",
         choices=(*MOTIONS, "none"),
@@ -72,7 +84,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="idealised arms: joints carry no weight (a limp follower stays where it is)",
     )
     parser.add_argument(
-        "--baudrate", type=int, choices=sorted(BAUD_RATES.values()), default=1_000_000
+        "--baudrate",
+        type=int,
+        choices=sorted(BAUD_RATES.values()),
+        default=1_000_000,
+        help="the servos' baud rate (default: %(default)s, as so101d and LeRobot use)",
     )
     parser.add_argument(
         "--calibration-dir",

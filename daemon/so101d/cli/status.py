@@ -13,6 +13,9 @@ from so101d.api import ApiClient, ApiError, DaemonNotRunning
 from so101d.cli.config import add_config_option
 from so101d.config import DEFAULT_SOCKET_PATH, ConfigError, load_config, socket_despite_errors
 from so101d.frames import Frame
+from so101d.pair import NOT_RESUMED
+from so101d.resuming import settle
+from so101d.wording import counted
 
 EXIT_NOT_RUNNING = 3  # as `systemctl status` for a stopped unit
 # Commands that only read or stop still try the socket when the config has an error (an
@@ -32,19 +35,27 @@ def register(subparsers: Parsers) -> None:
         help="joint positions in this coordinate frame (see `so101d frames list`; default raw)",
     )
     status.set_defaults(handler=show_status)
-    for name, help_text in (
-        ("pause", "stop teleop on a pair (stop policy applies)"),
-        ("resume", "resume a paused pair or clear a latched fault"),
+    for name, help_text, handler in (
+        ("pause", "stop teleop on a pair (stop policy applies)", _command("pause")),
+        ("resume", "resume a paused pair or retry a fault; says per pair why not", resume),
     ):
         parser = _add(subparsers, name, help_text)
         parser.add_argument("pair", nargs="?", help="pair name (default: every pair)")
-        parser.set_defaults(handler=_command(name))
+        parser.set_defaults(handler=handler)
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="follow each resumed pair this long to report how it ended (default: %(default)s)",
+    )
     estop = _add(subparsers, "estop", "emergency stop: every follower's torque off, latched")
     estop.set_defaults(handler=emergency_stop)
 
 
 def _add(subparsers: Parsers, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text)
+    description = f"{help_text[0].upper()}{help_text[1:]}, over the running daemon's socket."
+    parser = subparsers.add_parser(name, help=help_text, description=description)
     add_config_option(parser)
     parser.add_argument(
         "--socket",
@@ -93,6 +104,10 @@ def ask_daemon(args: argparse.Namespace, method: str, **params: Any) -> tuple[in
     socket = socket_path(args, method)
     if socket is None:
         return 1, None
+    return _call(socket, method, **params)
+
+
+def _call(socket: Path, method: str, **params: Any) -> tuple[int, Any]:
     try:
         return 0, ApiClient(socket).call(method, **params)
     except DaemonNotRunning as exc:
@@ -133,6 +148,24 @@ def emergency_stop(args: argparse.Namespace) -> int:
     return 0 if all(release["torque_off"] for release in released.values()) else 1
 
 
+def resume(args: argparse.Namespace) -> int:
+    """Per pair: resumed (and into what), or why not; exit 1 when any pair did not resume."""
+    socket = socket_path(args, "resume")
+    if socket is None:
+        return 1
+    code, before = _call(socket, "status")
+    if code == 0:
+        params = {"pair": args.pair} if args.pair else {}
+        code, result = _call(socket, "resume", **params)
+    if code:
+        return int(code)
+    client = ApiClient(socket)
+    final = settle(lambda: client.call("status"), result["pairs"], before["pairs"], args.wait)
+    for name, outcome in final.items():
+        print(f"{name}: {outcome['outcome']}: {outcome['detail']}")
+    return 1 if any(o["outcome"] == NOT_RESUMED for o in final.values()) else 0
+
+
 def format_status(status: dict[str, Any]) -> str:
     lines = [
         f"so101d {status['version']}, pid {status['pid']}, up {status['uptime_s']:.0f} s, "
@@ -155,14 +188,27 @@ def format_status(status: dict[str, Any]) -> str:
         if pair["state"] in ("engaging", "teleop", "resting"):
             lines.append(
                 f"  loop     {pair['rate_hz']:.1f} Hz, cycle p50 {pair['cycle_p50_ms']:.2f}"
-                f" ms, p99 {pair['cycle_p99_ms']:.2f} ms, {pair['errors']} bus errors"
+                f" ms, p99 {pair['cycle_p99_ms']:.2f} ms, {counted(pair['errors'], 'bus error')}"
             )
+        if retry := pair.get("retry"):
+            lines.append(f"  retry    attempt {retry['attempt']} at {retry['at']}")
         lines.append(f"  restarts {pair['restarts']}")
         for role, pose in pair.get("positions", {}).items():
             shown = "  ".join(f"{joint} {value:.4g}" for joint, value in pose.items())
             lines.append(f"  {role:<8} {shown} ({pair['frame']})")
-        if pair["temperatures"]:
-            temps = pair["temperatures"].values()
-            volts = sorted(pair["voltages"].values())
-            lines.append(f"  follower {min(temps)}-{max(temps)} °C, {volts[len(volts) // 2]:.1f} V")
+        if pair.get("telemetry"):
+            lines.append(f"  follower {_telemetry_text(pair['telemetry'])}")
     return "\n".join(lines)
+
+
+def _telemetry_text(telemetry: dict[str, Any]) -> str:
+    """The follower's latest health with its age; marked when it is not a current reading."""
+    temps = telemetry["temperatures"].values()
+    text = f"{min(temps)}-{max(temps)} °C"
+    if telemetry["voltages"]:
+        volts = sorted(telemetry["voltages"].values())
+        text += f", {volts[len(volts) // 2]:.1f} V"
+    when = f"read at {telemetry['read_at']}, {telemetry['age_s']:.1f} s ago"
+    if telemetry["current"]:
+        return f"{text} ({telemetry['source']}, {when})"
+    return f"last known {text} ({when}; not current)"

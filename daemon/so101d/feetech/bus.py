@@ -207,6 +207,32 @@ class FeetechBus:
         with self._lock:
             self._send(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params), label)
 
+    def resync(self, quiet: float | None = None, limit: float = 0.25) -> bytes:
+        """Discard input until the line stays quiet for ``quiet`` s (default: twice the
+        timeout), at most ``limit`` s; return the bytes discarded.
+
+        After a timeout a late reply may still be on its way. Waiting it out keeps it from
+        being taken for the answer to the next request, and its bytes tell a late motor
+        from an absent one (and a late reply from late garbage).
+        """
+        quiet = 2 * self.timeout if quiet is None else quiet
+        with self._lock:
+            ser = self._require_open(None)
+            assert self._poller is not None
+            discarded = bytearray()
+            end = time.monotonic() + limit
+            while (wait := min(quiet, end - time.monotonic())) > 0:
+                if not self._poller.poll(math.ceil(wait * 1000)):
+                    break
+                try:
+                    chunk = ser.read(_READ_CHUNK)
+                except (OSError, termios.error) as exc:
+                    raise self._lost(exc, None) from exc
+                if not chunk:  # readable yet empty: the device hung up
+                    break
+                discarded += chunk
+            return bytes(discarded)
+
     # -- transactions --------------------------------------------------------------------
 
     def _transact(
@@ -378,7 +404,8 @@ class FeetechBus:
         text = str(exc)
         if code in (errno.EAGAIN, errno.EBUSY) or "exclusively lock" in text:
             return PortBusy(
-                self.port, "another process holds this port (is so101d already running?)"
+                self.port,
+                "another process holds this port (so101d's service, or lerobot-teleoperate?)",
             )
         if code == errno.EACCES or "Permission denied" in text:
             return PortGone(
