@@ -53,7 +53,7 @@ def test_estop_cuts_torque_in_every_state(
     pair.leader.set_motion(None)
     pair.leader.hold(FAR)  # far from the follower's rest pose: engaging takes seconds
     wait_for(lambda: pair.leader.joint_fractions()["elbow_flex"] > 0.75, timeout=20)
-    daemon = start_daemon(pair, stop_policy=policy, **POLICIES[policy])
+    daemon = start_daemon(pair, stop_policy=policy, min_voltage_v=9.0, **POLICIES[policy])
 
     daemon.wait_state("engaging")
     estop_reaches_every_servo(daemon, pair)
@@ -84,6 +84,13 @@ def test_estop_cuts_torque_in_every_state(
     daemon.wait_state("fault", timeout=30)
     estop_reaches_every_servo(daemon, pair)
     pair.leader.clear()
+    resume(daemon)
+
+    daemon.wait_state("teleop", timeout=30)
+    pair.follower.inject(Fault.BROWNOUT, value=8.0)  # below min_voltage_v: retried, backing off
+    wait_for(lambda: "retry" in daemon.pair(), timeout=30)
+    estop_reaches_every_servo(daemon, pair)
+    pair.follower.clear()
     resume(daemon)
     daemon.wait_state("teleop", timeout=30)
     assert_clean_log(daemon)
