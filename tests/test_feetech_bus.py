@@ -324,18 +324,18 @@ def test_a_reply_later_than_the_timeout_is_never_taken_for_the_next_one(
 
 
 def test_timeouts_and_retries_hold_with_the_default_usb_model(tmp_path: Path) -> None:
-    with (
-        VirtualArm("follower", tmp_path / "usb") as follower,
-        FeetechBus(follower.link) as bus,  # the daemon's own timeout
-    ):
+    # Whether 25 ms of slack holds on a loaded CPU is measured (tests/benchmarks), not
+    # asserted: here the slack is the tests' patience, and the USB model must never use it up.
+    with VirtualArm("follower", tmp_path / "usb") as follower, bus_on(follower.link) as bus:
         assert follower.fidelity.usb == UsbLatency()
         for _ in range(200):
             assert sorted(bus.sync_read("Present_Position", IDS)) == IDS
         follower.inject(Fault.MISSING_MOTOR, motor=4)
-        began = time.monotonic()
-        with pytest.raises(BusTimeout, match="motor"):
-            bus.read("Present_Position", 4)
-        assert time.monotonic() - began >= DEFAULT_TIMEOUT
+        with FeetechBus(follower.link, exclusive=False) as daemon_like:
+            began = time.monotonic()
+            with pytest.raises(BusTimeout, match="motor"):
+                daemon_like.read("Present_Position", 4)
+            assert time.monotonic() - began >= DEFAULT_TIMEOUT  # it waits the whole slack
         follower.clear()
         assert bus.ping(4) == 0  # the retry gets its own answer
         assert bus.read("Model_Number", 4) == 777
