@@ -84,6 +84,7 @@ class FeetechBus:
         self._serial: serial.Serial | None = None
         self._poller: select.poll | None = None
         self._lock = threading.Lock()
+        self._late = b""  # what the last timed-out transaction's late replies brought
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -219,7 +220,8 @@ class FeetechBus:
         with self._lock:
             ser = self._require_open(None)
             assert self._poller is not None
-            discarded = bytearray()
+            discarded = bytearray(self._late)  # already waited out after the timeout
+            self._late = b""
             end = time.monotonic() + limit
             while (wait := min(quiet, end - time.monotonic())) > 0:
                 if not self._poller.poll(math.ceil(wait * 1000)):
@@ -276,6 +278,7 @@ class FeetechBus:
 
     def _send(self, request: Packet, register: str | None) -> None:
         ser = self._require_open(register)
+        self._late = b""
         try:
             # A late reply to an earlier request must not be taken for ours.
             ser.reset_input_buffer()
@@ -288,10 +291,12 @@ class FeetechBus:
             raise self._lost(exc, register) from exc
 
     def _discard_late_replies(self, reply_bytes: int, register: str | None) -> None:
-        """Let replies still on their way arrive, then throw them away."""
+        """Let replies still on their way arrive, then throw them away (kept for
+        :meth:`resync`, which tells a late motor from an absent one by them)."""
         time.sleep(wire_time(reply_bytes, self.baudrate) + self.timeout / 2)
         ser = self._require_open(register)
         try:
+            self._late = ser.read(_READ_CHUNK)
             ser.reset_input_buffer()
         except (OSError, termios.error) as exc:
             raise self._lost(exc, register) from exc
