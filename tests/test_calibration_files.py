@@ -91,7 +91,7 @@ def test_the_pre_2025_format_is_recognised_and_named(tmp_path: Path) -> None:
     (problem,) = caught.value.problems
     assert problem.code == "legacy_format"
     assert "LeRobot before 2025" in str(caught.value)
-    assert "recalibrate (lerobot-calibrate, then `so101d import-calibration`)" in str(caught.value)
+    assert "recalibrate with `so101d calibrate`" in str(caught.value)
     assert str(path) in str(caught.value)
 
 
