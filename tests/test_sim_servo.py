@@ -182,9 +182,9 @@ def test_end_stop_stops_the_joint_and_the_load_rises(follower: VirtualArm, bus: 
     bus.write("Overload_Torque", PAN, 80)
     follower.fast_forward(2.0)  # Protection_Time: 200 x 10 ms above Overload_Torque
     with pytest.raises(ServoError) as caught:
-        bus.read("Torque_Enable", PAN)
+        bus.read("Present_Load", PAN)
     assert caught.value.faults == {PAN: ServoFault.OVERLOAD}
-    assert caught.value.values == {PAN: 0}  # the servo let go to protect itself
+    assert caught.value.values == {PAN: -200}  # still pushing, at Protective_Torque: 20 %
 
 
 def test_free_motion_load_is_small_and_rest_load_is_zero(

@@ -8,8 +8,8 @@ republished by third parties, the SO-101 reference notes):
   Response_Status_Level 1, Min/Max_Position_Limit 0/4095, Homing_Offset 0.
 * Max_Temperature_Limit 70 C; Max/Min_Voltage_Limit 140/45 on the follower's 12 V servos and
   80/40 on the leader's 7.4 V servos (run at 5 V).
-* Max_Torque_Limit 1000, Phase 0, Unloading_Condition 44 (overheat, overcurrent and overload
-  unload the torque; a voltage error only raises its bit), LED_Alarm_Condition 47,
+* Max_Torque_Limit 1000, Phase 0, Unloading_Condition 44 (overheat and overcurrent unload the
+  torque; overload protection is on; a voltage error only raises its bit), LED_Alarm_Condition 47,
   P/D/I 32/32/0, Minimum_Startup_Force 16, dead zones 1, Protection_Current 500 (6.5 mA units),
   Angular_Resolution 1, Operating_Mode 0, Protective_Torque 20, Protection_Time 200 (10 ms
   units: 2 s), Overload_Torque 80 %, velocity-loop P/I 10/10, Over_Current_Protection_Time 200.
@@ -30,6 +30,10 @@ Behaviour beyond the table (see ``so101d.sim.drive`` for the joint's motion):
   gravity once it has wound up); D is stored but not modelled.
 * The torque the servo can apply is the least of Torque_Limit, Max_Torque_Limit and the torque
   that Protection_Current (6.5 mA units) allows.
+* Overload protection (Unloading_Condition bit 5): a load above Overload_Torque for
+  Protection_Time latches the overload bit and cuts the output to Protective_Torque (% of the
+  maximum) with the torque left on, as Feetech's memory table describes ("after entering the
+  overload protection, the output torque"); it stays so until Torque_Enable is written 1 again.
 * Writing Torque_Enable 128 sets the present position to 2048 (the firmware's "set middle":
   it rewrites Homing_Offset) and leaves the torque off.
 * A Goal_Position write with the torque off switches the torque on (reported for STS3215
@@ -458,9 +462,18 @@ class ServoModel:
             stiffness=self._get("P_Coefficient") * _STALL_GAIN,
             integral_gain=self._get("I_Coefficient") * _INTEGRAL_GAIN,
             torque_limit=min(
-                self._get("Torque_Limit"), self._get("Max_Torque_Limit"), current_torque
+                self._get("Torque_Limit"),
+                self._get("Max_Torque_Limit"),
+                current_torque,
+                self._protective_torque(),
             ),
         )
+
+    def _protective_torque(self) -> float:
+        """The output an overload trip leaves, in load units (no cap while not tripped)."""
+        if not self._latched & ServoFault.OVERLOAD & self._get("Unloading_Condition"):
+            return _FULL_LOAD
+        return self._get("Protective_Torque") * _FULL_LOAD / 100
 
     def _stall_current(self) -> float:
         supply_ratio = min(max(self.voltage / self.variant.rated_voltage, 0.0), 1.0)
@@ -495,17 +508,19 @@ class ServoModel:
         self.temperature = steady + (self.temperature - steady) * math.exp(-dt / _COOLING_TIME)
 
     def _protect(self, dt: float, torque_on: bool, limits: _Limits) -> None:
-        """Latch overload, and unload the torque on the faults Unloading_Condition names."""
+        """Latch overload (the drive then cuts to Protective_Torque), and unload the torque on
+        the other faults Unloading_Condition names."""
         if not torque_on:
             self._overloaded_for = 0.0
             return
-        if abs(self.load) > limits.overload_load:
+        if abs(self.load) > limits.overload_load and not self._latched & ServoFault.OVERLOAD:
             self._overloaded_for += dt
             if self._overloaded_for >= limits.protection_time:
                 self._latched |= ServoFault.OVERLOAD
+                self._drive = None
         else:
             self._overloaded_for = 0.0
-        faults = self._latched
+        faults = self._latched & ~ServoFault.OVERLOAD
         if round(self.temperature) > limits.max_temperature:
             faults |= ServoFault.OVERHEAT
         if limits.unloading & ServoFault.VOLTAGE and self._voltage_fault:
