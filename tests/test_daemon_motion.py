@@ -17,6 +17,7 @@ from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import DEFAULT_MOTOR_MAP as MOTORS
 from so101d.calibration.model import Role
 from so101d.calibration.store import save_calibration
+from so101d.feetech.errors import ServoFault
 from so101d.frames import Frame, convert
 from so101d.sim import Fault
 from tests.commands import so101d
@@ -254,3 +255,60 @@ def test_a_leader_wrist_across_the_encoder_seam_never_turns_the_follower_the_lon
     assert min(goals) > 3300, min(goals)  # the long way would pass through the low ticks
     assert max(goals) == round(4095 - 2 * 4096 / 360)  # saturated at the range end
     assert_clean_log(daemon)
+
+
+def squeeze_an_object(pair: PairSetup) -> tuple[int, RegisterTap]:
+    """Close the follower's jaws on an object, through the leader's handle; return where the
+    object is and a tap started once the leader is squeezed shut."""
+    pair.leader.set_motion(None)
+    jaws = pair.follower.servo(MOTORS["gripper"]).get("Present_Position")
+    pair.follower.place_obstacle("gripper", jaws - 150)  # an object between the jaws
+    pair.leader.hold({"gripper": 0.0})  # the hand squeezes the leader's handle shut
+    wait_for(lambda: pair.leader.joint_fractions()["gripper"] < 0.02, timeout=20)
+    return jaws - 150, RegisterTap(pair.follower)
+
+
+def tripped(pair: PairSetup) -> bool:
+    """Whether the follower gripper's overload protection has tripped."""
+    gripper = next(t for t in pair.follower.telemetry() if t.motor == MOTORS["gripper"])
+    return bool(gripper.errors & ServoFault.OVERLOAD)
+
+
+def test_a_gripper_closed_on_an_object_stays_in_teleop(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    gripper = MOTORS["gripper"]
+    grasped, squeezing = squeeze_an_object(pair)
+    # Past LeRobot's gripper Protection_Time (2 s): the servo's overload protection has tripped.
+    wait_for(lambda: len(squeezing.writes()) > 300, timeout=30)
+    status = daemon.pair()
+    assert status["state"] == "teleop", (status["reason"], daemon.log)
+    assert tripped(pair)
+    telemetry = {t.motor: t for t in pair.follower.telemetry()}
+    assert telemetry[gripper].torque, telemetry[gripper]
+    assert abs(telemetry[gripper].load) >= 15, telemetry[gripper]  # it still holds the object
+    assert pair.follower.servo(gripper).get("Present_Position") >= grasped - 5
+
+
+def test_a_gripper_that_tripped_on_a_grasp_is_rearmed_when_teleop_comes_back(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon)
+    gripper = MOTORS["gripper"]
+    squeeze_an_object(pair)
+    wait_for(lambda: tripped(pair), timeout=30)
+    assert so101d("pause", "--config", str(daemon.config)).returncode == 0
+    daemon.wait_state("paused")
+    pair.follower.place_obstacle("gripper", None)  # the object is taken out; the bit stays
+    pair.leader.hold({"gripper": 0.5})
+    assert tripped(pair)
+    rearming = RegisterTap(pair.follower)
+    resume(daemon)
+    daemon.wait_state("teleop", timeout=30)
+    assert "gripper (motor 6) had tripped its overload protection (a grasp); re-armed" in (
+        daemon.log
+    )
+    first_goal = next(w for w in rearming.writes() if gripper in w.values)
+    assert first_goal.values[gripper] == first_goal.present[gripper]  # re-armed in place
+    assert not tripped(pair)

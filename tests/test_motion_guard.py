@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from so101d.faults import PairFault
+from so101d.feetech import ServoFault
 from so101d.motion import ArmGuard, MotionGate, MotionLimits, MotionRefused, degrees_to_ticks
 from so101d.motion.settings import ACCELERATION
 from tests.fake_bus import FakeBus, FakeClock, fake_arm
@@ -94,6 +95,54 @@ def test_torque_that_does_not_come_on_is_a_fault_and_releases() -> None:
     with pytest.raises(PairFault, match=f"torque did not come on at {JOINT}"):
         guard.torque_on_holding()
     assert torque(bus)[:2] == [0, 0]
+
+
+GRIPPER_MOTOR = 6
+
+
+def test_a_tripped_limp_gripper_is_rearmed_in_place_and_left_limp() -> None:
+    guard, bus, _, _ = guarded()
+    bus.servos[GRIPPER_MOTOR].faults = ServoFault.OVERLOAD
+    present = bus.servos[GRIPPER_MOTOR].registers["Present_Position"]
+    guard.rearm_overload("gripper")
+    assert bus.writes == [
+        ("Goal_Position", GRIPPER_MOTOR, present),
+        ("Torque_Enable", GRIPPER_MOTOR, 1),
+        ("Torque_Enable", GRIPPER_MOTOR, 0),
+    ]
+    assert torque(bus) == [0] * 6
+
+
+def test_a_tripped_holding_gripper_is_rearmed_and_keeps_holding() -> None:
+    guard, bus, _, _ = guarded()
+    guard.torque_on_holding()
+    bus.writes.clear()
+    guard.rearm_overload("gripper")
+    present = bus.servos[GRIPPER_MOTOR].registers["Present_Position"]
+    assert bus.writes == [
+        ("Goal_Position", GRIPPER_MOTOR, present),
+        ("Torque_Enable", GRIPPER_MOTOR, 1),
+    ]
+    assert torque(bus) == [1] * 6
+
+
+@pytest.mark.parametrize("close", [MotionGate.pause, MotionGate.emergency_stop])
+def test_a_rearm_is_refused_with_the_gate_closed(close: object) -> None:
+    guard, bus, gate, _ = guarded()
+    close(gate, "by the test")  # type: ignore[operator]
+    with pytest.raises(MotionRefused, match="by the test"):
+        guard.rearm_overload("gripper")
+    assert bus.writes == []
+
+
+def test_a_rearm_whose_goal_does_not_read_back_releases_everything() -> None:
+    guard, bus, _, _ = guarded()
+    guard.torque_on_holding()
+    bus.servos[GRIPPER_MOTOR].registers["Present_Position"] -= 40  # squeezed shut on an object
+    bus.servos[GRIPPER_MOTOR].goal_sticks = False
+    with pytest.raises(PairFault, match="gripper goal did not read back"):
+        guard.rearm_overload("gripper")
+    assert torque(bus) == [0] * 6
 
 
 # -- goals -----------------------------------------------------------------------------------

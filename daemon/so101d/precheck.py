@@ -18,7 +18,7 @@ from typing import Any
 
 from so101d.arm import Arm
 from so101d.calibration.eeprom import EepromDifference, compare_servo_calibration
-from so101d.calibration.model import WRIST_ROLL, Role
+from so101d.calibration.model import GRIPPER, WRIST_ROLL, Role
 from so101d.config import PairConfig
 from so101d.faults import Latch, PairFault
 from so101d.feetech import (
@@ -119,11 +119,15 @@ def run_precheck(leader: ArmGuard, follower: ArmGuard, config: PairConfig) -> Pr
     report = PrecheckReport()
     arms = (leader.arm, follower.arm)
     reachable = {arm.role: True for arm in arms}
+    rearmed = _rearm_tripped_gripper(follower)
     for name, check in CHECKS:
         cells = [
             _run(check or _torque_check(guard), guard.arm, config, reachable)
             for guard in (leader, follower)
         ]
+        if rearmed and cells[1].status == OK:
+            cells[1] = Cell(WARN, f"{cells[1].text} (gripper re-armed)", rearmed)
+            rearmed = None
         report.checks.append(Check(name, *cells))
     _check_boards_not_swapped(report, *arms, config)
     report.checks.append(Check("settings", *(_settings_cell(report, a, reachable) for a in arms)))
@@ -131,6 +135,26 @@ def run_precheck(leader: ArmGuard, follower: ArmGuard, config: PairConfig) -> Pr
         Check("EEPROM = file", *(_eeprom_cell(report, a, reachable) for a in arms))
     )
     return report
+
+
+def _rearm_tripped_gripper(follower: ArmGuard) -> str | None:
+    """A grasp trips the follower gripper's overload protection: the servo then pushes with
+    only its Protective_Torque, and the bit rides on every reply, so the checks would take a
+    grasp for a fault. It is re-armed first, without motion. Bus trouble is the checks' to
+    report; a closed gate leaves the bit for them to show."""
+    motor = follower.arm.motor_ids.get(GRIPPER)
+    if motor is None:
+        return None
+    try:
+        if follower.arm.bus.ping(motor) != ServoFault.OVERLOAD:
+            return None
+        follower.rearm_overload(GRIPPER)
+    except (BusError, PairFault):
+        return None
+    return (
+        f"follower gripper (motor {motor}) had tripped its overload protection (a grasp); "
+        "re-armed with the goal at its present position"
+    )
 
 
 def _run(check: ArmCheck, arm: Arm, config: PairConfig, reachable: dict[Role, bool]) -> Cell:

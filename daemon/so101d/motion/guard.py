@@ -168,6 +168,30 @@ class ArmGuard:
         if limp:
             raise PairFault(f"{self.arm.role} torque did not come on at {', '.join(limp)}")
 
+    def rearm_overload(self, joint: str) -> None:
+        """Re-arm ``joint``'s tripped overload protection (a tripped servo gives only its
+        Protective_Torque): Torque_Enable 1 re-arms it, with the goal first verified equal to
+        the present position, so nothing moves; a joint that was limp is made limp again.
+
+        Refused (MotionRefused) while the gate is closed. A failure releases every motor.
+        """
+        motor, bus = self.arm.motor_ids[joint], self.arm.bus
+        with self._lock:
+            self.gate.check(f"{self.arm.role} {joint} overload re-arm")
+            try:
+                was_on = self.torque_state()[joint]
+                present = self.arm.sync_read("Present_Position")[joint]
+                with contextlib.suppress(ServoError):  # the tripped bit rides on every reply
+                    bus.write("Goal_Position", motor, present)
+                if self.arm.sync_read("Goal_Position").get(joint) != present:
+                    raise PairFault(f"{self.arm.role} {joint} goal did not read back; torque off")
+                bus.write("Torque_Enable", motor, 1)
+                if not was_on:
+                    bus.write("Torque_Enable", motor, 0)
+            except BaseException:
+                self._release_locked()
+                raise
+
     # -- goals ---------------------------------------------------------------------------------
 
     def command(
