@@ -41,6 +41,7 @@ def estop_reaches_every_servo(daemon: Daemon, pair: PairSetup) -> None:
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "torque off (read back on 6 motors)" in result.stdout
     daemon.wait_state("paused")
+    wait_for(lambda: daemon.pair()["reason"].startswith("emergency stop"))  # even if paused
 
 
 def resume(daemon: Daemon) -> None:

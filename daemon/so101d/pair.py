@@ -589,9 +589,10 @@ class PairRunner(threading.Thread):
         return cooled
 
     def _wait_while_paused(self) -> None:
-        reason = self.gate.closed_reason or "paused"
-        self._enter(State.PAUSED, reason, Latch.OPERATOR)
-        self._wait_until(lambda: self.gate.closed_reason is None)
+        """Paused until the gate opens; an e-stop on a paused pair becomes its reason."""
+        while (reason := self.gate.closed_reason) is not None and not self._stopping:
+            self._enter(State.PAUSED, reason, Latch.OPERATOR)
+            self._wait_until(lambda: self.gate.closed_reason != reason)
 
     def _wait_until(self, condition: Callable[[], bool]) -> bool:
         """Wait for ``condition``, waking on events and every heartbeat; False if stopping."""
