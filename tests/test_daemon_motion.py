@@ -313,3 +313,21 @@ def test_a_gripper_that_tripped_on_a_grasp_is_rearmed_when_teleop_comes_back(
     first_goal = next(w for w in rearming.writes() if gripper in w.values)
     assert first_goal.values[gripper] == first_goal.present[gripper]  # re-armed in place
     assert not tripped(pair)
+
+
+def test_estop_while_prechecking_releases_a_holding_follower(
+    pair: PairSetup, start_daemon: StartDaemon
+) -> None:
+    daemon = in_teleop(pair, start_daemon, stop_policy="hold")
+    pair.leader.unplug()
+    daemon.wait_state("waiting")
+    assert torque_enabled(pair.follower) == [1] * 6  # held through the wait
+    pair.leader.inject(Fault.CORRUPT_CHECKSUM, motor=4)  # each precheck retries it for 1 s
+    pair.leader.replug()
+    for _ in range(10):  # until an e-stop lands inside a precheck (each lasts over 1 s)
+        daemon.wait_state("prechecking", timeout=30)
+        estop_reaches_every_servo(daemon, pair)
+        if "main: emergency stop while prechecking: follower torque off" in daemon.log:
+            return
+        resume(daemon)
+    raise AssertionError(f"no e-stop landed while prechecking:\n{daemon.log}")

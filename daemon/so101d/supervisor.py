@@ -243,10 +243,13 @@ class Supervisor:
             runners = dict(self.runners)
         log.warning("emergency stop requested: every follower's torque goes off")
         self.calibration.abort_all("emergency stop", resume=False)
+        states = {name: runner.state for name, runner in runners.items()}
         released = {name: runner.emergency_stop() for name, runner in runners.items()}
         for name, release in released.items():
             level = logging.WARNING if release.ok else logging.ERROR
-            log.log(level, "%s: emergency stop: %s", name, release.describe())
+            log.log(
+                level, "%s: emergency stop while %s: %s", name, states[name], release.describe()
+            )
         return {
             "stopped": list(runners),
             "pairs": {name: release.as_dict() for name, release in released.items()},
