@@ -306,10 +306,16 @@ class FeetechBus:
             raise
 
     def _fill(self, need: int, deadline: float, register: str | None) -> int:
-        """Read into the buffer until ``need`` bytes are in or the deadline passed."""
-        filled = 0
-        while filled < need:
-            chunk = self._read_chunk(filled, deadline, register)
+        """Read into the buffer until ``need`` bytes are in or the deadline passed.
+
+        Once replies are coming, the rest is on the wire: sleeping its wire time, then
+        reading once, takes in what would otherwise wake this thread reply by reply."""
+        filled = self._read_chunk(0, deadline, register)
+        while 0 < filled < need:
+            time.sleep(wire_time(need - filled, self.baudrate))
+            chunk = self._read_waiting(filled, register) or self._read_chunk(
+                filled, deadline, register
+            )
             if not chunk:
                 break
             filled += chunk
@@ -329,13 +335,19 @@ class FeetechBus:
         assert self._poller is not None
         if not self._poller.poll(math.ceil(max(deadline - now, 0.0) * 1000)):
             return 0
-        try:
-            count = os.readv(self._fd, (self._view[at:],))
-        except OSError as exc:
-            raise self._lost(exc, register) from exc
+        count = self._read_waiting(at, register)
         if not count:
             raise self._lost(OSError("readable, yet no data: device disconnected?"), register)
         return count
+
+    def _read_waiting(self, at: int, register: str | None) -> int:
+        """Read what input is waiting into the buffer at ``at``, without waiting."""
+        try:
+            return os.readv(self._fd, (self._view[at:],))
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise self._lost(exc, register) from exc
 
     def _in_place(self, motors: tuple[int, ...], reply_size: int) -> bool:
         """True when the buffer holds exactly the expected replies, in order and valid."""

@@ -1,0 +1,96 @@
+"""Counting the system calls Python code makes, by wrapping the functions that make them.
+
+Only the standard library is used, so both benchmark loops (so101d's and LeRobot's, in
+LeRobot's own interpreter) load this file. What is counted is what the serial I/O of either
+stack goes through: ``os.read``/``readv``/``write``, ``select.select``, ``poll`` objects
+handed over by the caller, ``termios`` flushes and drains, ``fcntl.ioctl`` and ``time.sleep``
+(each one system call). Calls made from C code of other libraries are not seen.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import termios
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from types import ModuleType, TracebackType
+from typing import Any
+
+WRAPPED: tuple[tuple[ModuleType, str], ...] = (
+    (os, "read"),
+    (os, "readv"),
+    (os, "write"),
+    (select, "select"),
+    (termios, "tcflush"),
+    (termios, "tcdrain"),
+    (fcntl, "ioctl"),
+    (time, "sleep"),
+)
+
+
+class _CountingPoll:
+    """Stands in for a ``select.poll`` object while counting."""
+
+    def __init__(self, real: Any, count: Callable[[str], None]) -> None:
+        self.real, self._count = real, count
+        self.register, self.unregister, self.modify = real.register, real.unregister, real.modify
+
+    def poll(self, *timeout: float | None) -> list[tuple[int, int]]:
+        self._count("poll")
+        result: list[tuple[int, int]] = self.real.poll(*timeout)
+        return result
+
+
+class SyscallCounter:
+    """While entered, counts calls by name in ``counts``.
+
+    ``holders`` are objects keeping a poll object in an attribute named ``poll_attribute``
+    (so101d's bus keeps it in ``_poller``): it is swapped for a counting one meanwhile.
+    """
+
+    def __init__(self, holders: Iterable[object] = (), poll_attribute: str = "_poller") -> None:
+        self.counts: Counter[str] = Counter()
+        self._holders = [h for h in holders if getattr(h, poll_attribute, None) is not None]
+        self._attribute = poll_attribute
+        self._originals: list[tuple[ModuleType, str, Any]] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _count(self, name: str) -> None:
+        self.counts[name] += 1
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    def __enter__(self) -> SyscallCounter:
+        for module, name in WRAPPED:
+            real = getattr(module, name)
+            self._originals.append((module, name, real))
+            setattr(module, name, self._wrap(name, real))
+        for holder in self._holders:
+            real_poll = getattr(holder, self._attribute)
+            setattr(holder, self._attribute, _CountingPoll(real_poll, self._count))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for module, name, real in self._originals:
+            setattr(module, name, real)
+        self._originals.clear()
+        for holder in self._holders:
+            wrapper = getattr(holder, self._attribute, None)
+            if isinstance(wrapper, _CountingPoll):
+                setattr(holder, self._attribute, wrapper.real)
