@@ -13,6 +13,7 @@ import fcntl
 import os
 import select
 import termios
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -45,7 +46,8 @@ class _CountingPoll:
 
 
 class SyscallCounter:
-    """While entered, counts calls by name in ``counts``.
+    """While entered, counts calls by name in ``counts``: those of the thread that entered
+    it (a simulator serving the other end of the port in this process is not counted).
 
     ``holders`` are objects keeping a poll object in an attribute named ``poll_attribute``
     (so101d's bus keeps it in ``_poller``): it is swapped for a counting one meanwhile.
@@ -56,22 +58,25 @@ class SyscallCounter:
         self._holders = [h for h in holders if getattr(h, poll_attribute, None) is not None]
         self._attribute = poll_attribute
         self._originals: list[tuple[ModuleType, str, Any]] = []
+        self._thread = threading.get_ident()
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def _count(self, name: str) -> None:
-        self.counts[name] += 1
+        if threading.get_ident() == self._thread:
+            self.counts[name] += 1
 
     def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.counts[name] += 1
+            self._count(name)
             return real(*args, **kwargs)
 
         return counted
 
     def __enter__(self) -> SyscallCounter:
+        self._thread = threading.get_ident()
         for module, name in WRAPPED:
             real = getattr(module, name)
             self._originals.append((module, name, real))
