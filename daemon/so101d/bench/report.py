@@ -19,7 +19,7 @@ ROWS = (
     ("rate held Hz", "rate_hz", "{:.1f}"),
     ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
 )
-_LABEL, _COLUMN = 16, 14
+_LABEL = 16
 
 
 def machine() -> str:
@@ -37,17 +37,18 @@ def table(
     lerobot = next((side.name for side in sides if side.is_lerobot), None)
     ratios = [side.name for side in sides if lerobot and side.name != lerobot]
     head = [side.name for side in sides] + [f"{name} ÷ LeRobot" for name in ratios]
+    width = max(12, *(len(h) + 2 for h in head))
     lines = [f"{seconds:g} s per run, median of {rounds} round(s); {machine()}"]
     for rate, by_side in results.items():
         title = "unthrottled" if rate == 0 else f"{rate:g} Hz"
-        lines += ["", f"{title:<{_LABEL}}" + "".join(f"{h:>{_COLUMN}}" for h in head)]
+        lines += ["", f"{title:<{_LABEL}}" + "".join(f"{h:>{width}}" for h in head)]
         for label, attribute, form in ROWS:
             values = [getattr(by_side[side.name], attribute) for side in sides]
             cells = [_cell(form, v) for v in values]
             if lerobot:
                 base = getattr(by_side[lerobot], attribute)
                 cells += [_ratio(getattr(by_side[n], attribute), base) for n in ratios]
-            lines.append(f"{label:<{_LABEL}}" + "".join(f"{c:>{_COLUMN}}" for c in cells))
+            lines.append(f"{label:<{_LABEL}}" + "".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
 
 
