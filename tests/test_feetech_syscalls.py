@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from so101d.bench.syscalls import SyscallCounter
+from so101d.bench.measuring import SyscallCounter
 from so101d.feetech import BusTimeout, FeetechBus
 from so101d.sim import Fault, VirtualArm
 from tests.arms import bus_on

@@ -12,23 +12,16 @@ unthrottled. Imports LeRobot and the standard library only, never so101d.
 
 from __future__ import annotations
 
-import json
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from syscalls import SyscallCounter  # type: ignore[import-not-found]
+from measuring import SyscallCounter, cpu_seconds, save_result  # type: ignore[import-not-found]
 
 WARM_UP_S = 0.5
 UNTHROTTLED_FPS = 1_000_000  # teleop_loop sleeps 1/fps minus the cycle: never, here
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -77,9 +70,9 @@ def main() -> None:
     run(WARM_UP_S)
     starts.clear()
     ends.clear()
-    cpu, began = _cpu_seconds(), time.perf_counter()
+    cpu, began = cpu_seconds(), time.perf_counter()
     run(seconds)
-    cpu, elapsed = _cpu_seconds() - cpu, time.perf_counter() - began
+    cpu, elapsed = cpu_seconds() - cpu, time.perf_counter() - began
     durations = [end - start for start, end in zip(starts, ends, strict=False)]
     ends.clear()
     with SyscallCounter() as counter:
@@ -87,15 +80,7 @@ def main() -> None:
     counted = len(ends)
     teleop.disconnect()
     robot.disconnect()
-    result = {
-        "cpu_s": cpu,
-        "elapsed_s": elapsed,
-        "durations": durations,
-        "syscalls": dict(counter.counts),
-        "counted_cycles": counted,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }
-    Path(out).write_text(json.dumps(result))
+    save_result(out, cpu, elapsed, durations, counter, counted)
 
 
 if __name__ == "__main__":

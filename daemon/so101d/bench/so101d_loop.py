@@ -15,8 +15,6 @@ leader (a real arm): no settings; the loop itself only reads it.
 
 from __future__ import annotations
 
-import json
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from so101d.motion.settings import setting_changes
 from so101d.pair import arm_files, arm_guard, open_arms
 
 sys.path.insert(0, str(Path(__file__).parent))
-from syscalls import SyscallCounter  # type: ignore[import-not-found]
+from measuring import SyscallCounter, cpu_seconds, save_result  # type: ignore[import-not-found]
 
 WARM_UP_S = 0.5
 
@@ -66,19 +64,13 @@ def _timed_ticker(cycles: _Cycles, unthrottled: bool) -> type[teleop.Ticker]:
     return TimedTicker
 
 
-def _cpu_seconds() -> tuple[float, float]:
-    """User and system CPU seconds of this process so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_stime
-
-
 def _until(seconds: float) -> Callable[[], bool]:
     end = time.monotonic() + seconds
     return lambda: time.monotonic() < end
 
 
-def measure(config: PairConfig, calibration_dir: Path, args: list[str]) -> dict[str, object]:
-    seconds, count_seconds = float(args[0]), float(args[1])
+def measure(config: PairConfig, calibration_dir: Path, args: list[str]) -> None:
+    seconds, count_seconds, out = float(args[0]), float(args[1]), args[2]
     cycles = _Cycles()
     teleop.Ticker = _timed_ticker(cycles, "--unthrottled" in args)  # type: ignore[misc]
     calibration = load_pair_calibration(calibration_dir, *arm_files(config))
@@ -97,13 +89,10 @@ def measure(config: PairConfig, calibration_dir: Path, args: list[str]) -> dict[
             keep_going = _until(WARM_UP_S)
             loop.run()
             cycles.clear()
-            (user, system), began = _cpu_seconds(), time.perf_counter()
+            cpu, began = cpu_seconds(), time.perf_counter()
             keep_going = _until(seconds)
             loop.run()
-            elapsed = time.perf_counter() - began
-            user, system = (
-                after - before for after, before in zip(_cpu_seconds(), (user, system), strict=True)
-            )
+            cpu, elapsed = cpu_seconds() - cpu, time.perf_counter() - began
             durations = cycles.durations()
             cycles.clear()
             with SyscallCounter([leader.bus, follower.bus]) as counter:
@@ -112,22 +101,13 @@ def measure(config: PairConfig, calibration_dir: Path, args: list[str]) -> dict[
             counted = len(cycles.ends)
         finally:
             guard.release()
-    return {
-        "cpu_s": user + system,
-        "cpu_user_s": user,
-        "elapsed_s": elapsed,
-        "durations": durations,
-        "syscalls": dict(counter.counts),
-        "counted_cycles": counted,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }
+    save_result(out, cpu, elapsed, durations, counter, counted)
 
 
 def main() -> None:
     config = load_config(sys.argv[1])
     (pair,) = config.pairs.values()
-    result = measure(pair, config.calibration_dir, [sys.argv[2], sys.argv[3], *sys.argv[5:]])
-    Path(sys.argv[4]).write_text(json.dumps(result))
+    measure(pair, config.calibration_dir, sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Counting the system calls Python code makes, by wrapping the functions that make them.
+"""What both benchmark loops measure: CPU, cycle times and system calls, and their report.
 
-Only the standard library is used, so both benchmark loops (so101d's and LeRobot's, in
-LeRobot's own interpreter) load this file. What is counted is what the serial I/O of either
+Only the standard library is used, so both loops (so101d's and LeRobot's, in LeRobot's own
+interpreter) load this file. System calls are counted by wrapping the functions that make
+them. What is counted is what the serial I/O of either
 stack goes through: ``os.read``/``readv``/``write``, ``select.select``, ``poll`` objects
 handed over by the caller, ``termios`` flushes and drains, ``fcntl.ioctl`` and ``time.sleep``
 (each one system call). Calls made from C code of other libraries are not seen.
@@ -10,13 +11,16 @@ handed over by the caller, ``termios`` flushes and drains, ``fcntl.ioctl`` and `
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import resource
 import select
 import termios
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
@@ -99,3 +103,30 @@ class SyscallCounter:
             wrapper = getattr(holder, self._attribute, None)
             if isinstance(wrapper, _CountingPoll):
                 setattr(holder, self._attribute, wrapper.real)
+
+
+def cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def save_result(
+    out: str | Path,
+    cpu_s: float,
+    elapsed_s: float,
+    durations: Sequence[float],
+    counter: SyscallCounter,
+    counted_cycles: int,
+) -> None:
+    """What one run measured, as ``so101d bench`` reads it: the timed phase (``cpu_s``,
+    ``elapsed_s``, each cycle's duration), then the counted one, and the peak RSS."""
+    result = {
+        "cpu_s": cpu_s,
+        "elapsed_s": elapsed_s,
+        "durations": list(durations),
+        "syscalls": dict(counter.counts),
+        "counted_cycles": counted_cycles,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    Path(out).write_text(json.dumps(result))
