@@ -200,12 +200,13 @@ class FeetechBus:
         """Write one register on several motors in one transaction (no replies)."""
         reg = register(name)
         ids = tuple(values)
+        raw = [reg.to_raw(value) for value in values.values()]
         packet = self._sync_write_packet(ids, reg.address, reg.size)
         pack, step = _UNSIGNED[reg.size].pack_into, reg.size + 1
-        for i, value in enumerate(values.values()):
-            pack(packet, 8 + i * step, reg.to_raw(value))
-        packet[-1] = ~(sum(packet) - 2 * 0xFF - packet[-1]) & 0xFF  # not the header, nor CHK
-        with self._lock:
+        with self._lock:  # the packet is refilled for every write
+            for i, value in enumerate(raw):
+                pack(packet, 8 + i * step, value)
+            packet[-1] = ~(sum(packet) - 2 * 0xFF - packet[-1]) & 0xFF  # not header, nor CHK
             self._send(packet, reg.name)
 
     # -- address-level access ------------------------------------------------------------
@@ -329,19 +330,25 @@ class FeetechBus:
 
         Bytes already waiting are taken even past the deadline: on a busy CPU this thread
         may only run again after it, with the reply long in."""
-        now = time.monotonic()
-        if now > deadline + self.timeout or at == len(self._buffer):
-            return 0  # input that never stops is no reply either
         assert self._poller is not None
-        if not self._poller.poll(math.ceil(max(deadline - now, 0.0) * 1000)):
-            return 0
-        count = self._read_waiting(at, register)
-        if not count:
-            raise self._lost(OSError("readable, yet no data: device disconnected?"), register)
-        return count
+        while True:
+            now = time.monotonic()
+            if now > deadline + self.timeout or at == len(self._buffer):
+                return 0  # input that never stops is no reply either
+            if not self._poller.poll(math.ceil(max(deadline - now, 0.0) * 1000)):
+                return 0
+            try:
+                count = os.readv(self._fd, (self._view[at:],))
+            except BlockingIOError:
+                continue  # readable, then taken back (by whom?): wait on
+            except OSError as exc:
+                raise self._lost(exc, register) from exc
+            if not count:
+                raise self._lost(OSError("readable, yet no data: device disconnected?"), register)
+            return count
 
     def _read_waiting(self, at: int, register: str | None) -> int:
-        """Read what input is waiting into the buffer at ``at``, without waiting."""
+        """Read what input is waiting into the buffer at ``at``, without waiting (0: none)."""
         try:
             return os.readv(self._fd, (self._view[at:],))
         except BlockingIOError:
@@ -463,6 +470,8 @@ class FeetechBus:
                 break
             try:
                 chunk = os.read(self._fd, _READ_CHUNK)
+            except BlockingIOError:
+                continue
             except OSError as exc:
                 raise self._lost(exc, register) from exc
             if not chunk:  # readable yet empty: the device hung up
