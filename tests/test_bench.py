@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from so101d.feetech.protocol import Instruction, Packet
+from so101d.sim import VirtualArm
+from so101d.sim.calibration_files import calibrate_like_lerobot
+from so101d.sim.wire import Reply
 from tests.commands import so101d
 from tests.lerobot_env import lerobot_python
 
@@ -105,3 +109,20 @@ def test_plot_draws_every_side_at_every_rate(tmp_path: Path) -> None:
     path = tmp_path / "cycles.png"
     plot(results, path)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_on_a_real_leader_only_reads_it(leader: VirtualArm, tmp_path: Path) -> None:
+    """The virtual leader stands in for a real one: what reaches it must not write."""
+    instructions: list[int] = []
+
+    def record(request: Packet, replies: list[Reply]) -> list[Reply]:
+        instructions.append(request.code)
+        return replies
+
+    leader.tap(record)
+    calibration = calibrate_like_lerobot(leader, tmp_path / "calibration", "my_leader")
+    output = bench("--port", leader.link, "--leader-calibration", str(calibration))
+    ((_, figures),) = blocks(output).values()
+    assert_sane(figures, 0)
+    assert Instruction.SYNC_READ in instructions  # the loop ran on it
+    assert set(instructions) <= {Instruction.PING, Instruction.READ, Instruction.SYNC_READ}

@@ -32,6 +32,7 @@ from so101d.sim.calibration_files import calibrate_like_lerobot
 HERE = Path(__file__).parent
 LEADER_ID, FOLLOWER_ID = "bench_leader", "bench_follower"
 COUNT_SECONDS = 1.0  # the phase with system calls counted, after the timed one
+RETRIES = 2
 UNTHROTTLED_CONFIG_HZ = 500  # the config's highest rate: the limits the loop runs with
 
 
@@ -92,8 +93,9 @@ def run_bench(
     for round_number in range(1, plan.rounds + 1):
         for rate in plan.rates:
             for side in plan.sides:
-                progress(f"round {round_number}/{plan.rounds}: {side.name} at {_rate(rate)}")
-                runs[rate][side.name].append(_run_once(plan, side, rate))
+                what = f"round {round_number}/{plan.rounds}: {side.name} at {_rate(rate)}"
+                progress(what)
+                runs[rate][side.name].append(_run_retried(plan, side, rate, what, progress))
     return {
         rate: {name: _summarise(results) for name, results in by_side.items()}
         for rate, by_side in runs.items()
@@ -102,6 +104,20 @@ def run_bench(
 
 def _rate(rate: float) -> str:
     return "unthrottled" if rate == 0 else f"{rate:g} Hz"
+
+
+def _run_retried(
+    plan: BenchPlan, side: Side, rate: float, what: str, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """One run; a failed one (LeRobot gives up on a reply a starved simulator sent late) is
+    said and run again on fresh arms, up to RETRIES times."""
+    for attempt in range(RETRIES):
+        try:
+            return _run_once(plan, side, rate)
+        except BenchError as exc:
+            last_line = str(exc).strip().splitlines()[-1]
+            progress(f"{what}: failed ({last_line}); running it again ({attempt + 1}/{RETRIES})")
+    return _run_once(plan, side, rate)
 
 
 def _run_once(plan: BenchPlan, side: Side, rate: float) -> dict[str, Any]:
