@@ -8,6 +8,7 @@ import random
 import pytest
 
 from so101d.calibration.model import JOINTS, MotorCalibration
+from so101d.calibration.normalize import joint_norm_modes, normalize, unnormalize
 from so101d.feetech import ServoFault
 from so101d.motion import (
     ArmGuard,
@@ -138,3 +139,28 @@ def test_random_valid_readings_move_the_follower_no_faster_than_its_limit() -> N
         )
         assert all(abs(goals[j] - before[j]) <= degrees_to_ticks(1.8) + 1 for j in JOINTS)
     assert tracker.glitches > 150 * len(JOINTS)  # nearly all were held as implausible
+
+
+def _lerobots_target(leader: MotorCalibration, follower: MotorCalibration, joint: str, ticks: int):
+    mode = joint_norm_modes(use_degrees=True)[joint]
+    return float(unnormalize(normalize(ticks, leader, mode), follower, mode))
+
+
+# shoulder_pan: ranges where the shortcut int(ticks - leader_mid + follower_mid), the same map
+# without LeRobot's float steps, is one tick off (at 3447, for instance).
+LEADER = {j: MotorCalibration(i, 0, 0, 142 + 37 * i, 927 + 400 * i) for i, j in enumerate(JOINTS)}
+FOLLOWER = {
+    j: MotorCalibration(i, 0, 0, 326 + 41 * i, 1471 + 300 * i) for i, j in enumerate(JOINTS)
+}
+
+
+def test_the_mapping_is_lerobots_arithmetic_at_every_position_computed_or_looked_up() -> None:
+    mapping = LeaderMapping(LEADER, FOLLOWER)
+    positions = range(-300, 4096 + 300)  # past both ends: the seam continued
+    for _ in range(2):  # the first pass computes, the second looks up
+        for ticks in positions:
+            goals = mapping.targets(dict.fromkeys(JOINTS, ticks))
+            for joint in JOINTS:
+                assert goals[joint] == _lerobots_target(
+                    LEADER[joint], FOLLOWER[joint], joint, ticks
+                ), (joint, ticks)

@@ -25,6 +25,7 @@ _AT = {
     for name in ("Present_Load", "Present_Voltage", "Present_Temperature", "Status")
 }
 _LOAD_FULL_SCALE = 1000  # Present_Load is in 0.1 % of the maximum torque
+_NO_FAULTS = ServoFault(0)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,11 @@ class Arm:
         motor = self.motor_ids[joint]
         try:
             data = self.bus.read_bytes(motor, _TELEMETRY_START, _TELEMETRY_SIZE, "telemetry")
-            faults = ServoFault(0)
+            faults = _NO_FAULTS
         except ServoError as exc:
             data, faults = exc.payloads[motor], exc.faults[motor]
+        if status := data[_AT["Status"]] & 0x7F:
+            faults |= ServoFault(status)
         load = _LOAD.decode(data[_AT["Present_Load"] : _AT["Present_Load"] + 2])
         return Telemetry(
             joint=joint,
@@ -116,7 +119,7 @@ class Arm:
             load_percent=abs(load) * 100 / _LOAD_FULL_SCALE,
             voltage_v=data[_AT["Present_Voltage"]] / 10,
             temperature_c=data[_AT["Present_Temperature"]],
-            faults=faults | ServoFault(data[_AT["Status"]] & 0x7F),
+            faults=faults,
         )
 
     def _by_joint(self, values: Mapping[int, int]) -> dict[str, int]:

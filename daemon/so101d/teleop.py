@@ -8,6 +8,7 @@ holds its last goal: a glitch never becomes a jump.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -52,24 +53,29 @@ class Ticker:
 
 @dataclass
 class CycleStats:
-    """Cycle durations and errors over a sliding window, for status and the stats line."""
+    """Cycle durations and errors over a sliding window, for status and the stats line.
+
+    The window is also kept sorted as it slides (one insertion and one removal per cycle),
+    so a snapshot, however often status is asked for, sorts nothing."""
 
     window: int = 1000
     durations: deque[float] = field(default_factory=deque)
     starts: deque[float] = field(default_factory=deque)
     errors: int = 0
     cycles: int = 0
+    _ordered: list[float] = field(default_factory=list, repr=False)
 
     def record(self, started: float, duration: float) -> None:
         self.cycles += 1
         self.durations.append(duration)
         self.starts.append(started)
+        bisect.insort(self._ordered, duration)
         if len(self.durations) > self.window:
-            self.durations.popleft()
+            del self._ordered[bisect.bisect_left(self._ordered, self.durations.popleft())]
             self.starts.popleft()
 
     def snapshot(self) -> dict[str, float | int]:
-        ordered = sorted(self.durations)
+        ordered = self._ordered
         span = self.starts[-1] - self.starts[0] if len(self.starts) > 1 else 0.0
         return {
             "rate_hz": round((len(self.starts) - 1) / span, 1) if span > 0 else 0.0,

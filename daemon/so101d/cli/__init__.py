@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from so101d import __version__
 from so101d.cli import (
+    bench,
     calibrate,
     config,
     demo,
@@ -38,6 +39,7 @@ COMMANDS = (
     sim,
     demo,
     frames,
+    bench,
 )
 
 

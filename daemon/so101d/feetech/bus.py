@@ -1,13 +1,18 @@
-"""A Feetech servo bus over pyserial: ping, read, write, sync read and sync write.
+"""A Feetech servo bus on a serial port: ping, read, write, sync read and sync write.
 
-Every transaction discards stale input, sends one request and waits for its replies with a
-deadline (``poll``, never a busy loop). Replies must come from the addressed motor and have
-the exact expected length. After a timeout the bus waits out the missing replies' wire time
-(plus half the slack, for the USB adapter) and discards whatever came, so a reply that was
-merely late is never taken for the answer to the next request. A timeout, a corrupt reply or
-servo error bits raise a typed error and leave the bus ready for the next transaction; a
-vanished device raises :class:`PortGone` now and on every later call, until the bus is
-reopened.
+pyserial opens and configures the port; transactions then use the descriptor directly, as
+few system calls as a half-duplex exchange needs: one ``write`` per request, then one
+``poll`` and one ``read`` per chunk of replies. Requests are encoded once and reused; the
+replies land in one buffer and are checked and decoded in place. Replies must come from
+the addressed motor and have the exact expected length.
+
+Input is flushed only when something may be stale: after a failed transaction, or when more
+bytes came than were asked for. After a timeout the bus waits out the missing replies' wire
+time (plus half the slack, for the USB adapter) and keeps whatever came for :meth:`resync`,
+so a reply that was merely late is never taken for the answer to the next request. A
+timeout, a corrupt reply or servo error bits raise a typed error and leave the bus ready for
+the next transaction; a vanished device raises :class:`PortGone` now and on every later
+call, until the bus is reopened.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import contextlib
 import errno
 import fcntl
 import math
+import os
 import select
+import struct
 import termios
 import threading
 import time
@@ -36,6 +43,7 @@ from so101d.feetech.errors import (
 )
 from so101d.feetech.protocol import (
     BROADCAST_ID,
+    HEADER,
     MAX_ID,
     OVERHEAD,
     FrameReader,
@@ -49,6 +57,11 @@ DEFAULT_TIMEOUT = 0.025  # seconds of slack beyond the wire time of request and 
 _WRITE_TIMEOUT = 0.5
 _READ_CHUNK = 4096
 _BITS_PER_BYTE = 10  # 8N1: start, 8 data, stop
+_INPUT = select.POLLIN | select.POLLERR | select.POLLHUP
+# Reply layout: FF FF ID LEN ERR data.. CHK
+_ID, _LEN, _ERR, _DATA = 2, 3, 4, 5
+_HEADER_WORD = struct.unpack("<H", HEADER)[0]
+_UNSIGNED = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}
 
 
 def wire_time(n_bytes: int, baudrate: int) -> float:
@@ -83,8 +96,14 @@ class FeetechBus:
         self.raise_dtr_rts = raise_dtr_rts
         self._serial: serial.Serial | None = None
         self._poller: select.poll | None = None
+        self._fd = -1
         self._lock = threading.Lock()
         self._late = b""  # what the last timed-out transaction's late replies brought
+        self._stale = False  # input may hold bytes no request of ours is owed: flush first
+        self._buffer = bytearray(_READ_CHUNK)  # the replies of the current transaction
+        self._view = memoryview(self._buffer)
+        self._requests: dict[tuple[int, ...], bytes] = {}  # encoded once, by what they ask
+        self._sync_writes: dict[tuple[int, ...], bytearray] = {}  # packets refilled per write
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,8 +136,9 @@ class FeetechBus:
                 ser.close()
                 raise self._open_error(exc) from exc
             poller = select.poll()
-            poller.register(ser.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-            self._serial, self._poller = ser, poller
+            poller.register(ser.fileno(), _INPUT)
+            self._serial, self._poller, self._fd = ser, poller, ser.fileno()
+            self._stale = False
 
     def close(self) -> None:
         with self._lock:
@@ -143,16 +163,16 @@ class FeetechBus:
 
     def ping(self, motor: int) -> ServoFault:
         """Ping one motor; return its error bits (0 when healthy)."""
-        _check_motor_id(motor)
-        request = Packet(motor, Instruction.PING)
-        (reply,) = self._transact(request, [motor], reply_size=0, register=None).values()
-        return ServoFault(reply.code)
+        request = self._request(Instruction.PING, motor)
+        with self._lock:
+            self._exchange(request, (motor,), 0, None)
+            return ServoFault(self._buffer[_ERR])
 
     def broadcast_ping(self, window: float | None = None) -> dict[int, ServoFault]:
         """Ping every motor at once; return ``{id: error bits}`` of those that answered."""
         listen = window if window is not None else wire_time(OVERHEAD * 253, self.baudrate)
         request = Packet(BROADCAST_ID, Instruction.PING)
-        replies = self._collect_broadcast(request, listen + self.timeout)
+        replies = self._collect_broadcast(request.encode(), listen + self.timeout)
         return {ident: ServoFault(p.code) for ident, p in sorted(replies.items())}
 
     def read(self, name: str, motor: int) -> int:
@@ -166,35 +186,52 @@ class FeetechBus:
     def sync_read(self, name: str, motors: Sequence[int]) -> dict[int, int]:
         """Read one register from several motors in one transaction; ``{id: value}``."""
         reg = register(name)
-        raw = self.sync_read_bytes(motors, reg.address, reg.size, reg.name)
-        return {ident: reg.decode(data) for ident, data in raw.items()}
+        ids = motors if isinstance(motors, tuple) else tuple(motors)
+        request = self._request(Instruction.SYNC_READ, BROADCAST_ID, reg.address, reg.size, *ids)
+        unpack, frame, buf = _UNSIGNED[reg.size].unpack_from, reg.size + OVERHEAD, self._buffer
+        with self._lock:
+            self._exchange(request, ids, reg.size, reg.name)
+            values = {m: reg.from_raw(unpack(buf, i * frame + _DATA)[0]) for i, m in enumerate(ids)}
+            if any(buf[i * frame + _ERR] for i in range(len(ids))):
+                raise self._servo_error(ids, reg.size, reg.name)
+        return values
 
     def sync_write(self, name: str, values: Mapping[int, int]) -> None:
         """Write one register on several motors in one transaction (no replies)."""
         reg = register(name)
-        self.sync_write_bytes({m: reg.encode(v) for m, v in values.items()}, reg.address, reg.name)
+        ids = tuple(values)
+        raw = [reg.to_raw(value) for value in values.values()]
+        packet = self._sync_write_packet(ids, reg.address, reg.size)
+        pack, step = _UNSIGNED[reg.size].pack_into, reg.size + 1
+        with self._lock:  # the packet is refilled for every write
+            for i, value in enumerate(raw):
+                pack(packet, 8 + i * step, value)
+            packet[-1] = ~(sum(packet) - 2 * 0xFF - packet[-1]) & 0xFF  # not header, nor CHK
+            self._send(packet, reg.name)
 
     # -- address-level access ------------------------------------------------------------
 
     def read_bytes(self, motor: int, address: int, length: int, label: str | None = None) -> bytes:
-        _check_motor_id(motor)
-        request = Packet(motor, Instruction.READ, bytes((address, length)))
-        replies = self._transact(request, [motor], reply_size=length, register=label)
-        return self._payloads(replies, label)[motor]
+        request = self._request(Instruction.READ, motor, address, length)
+        with self._lock:
+            self._exchange(request, (motor,), length, label)
+            return self._payloads((motor,), length, label)[motor]
 
     def write_bytes(self, motor: int, address: int, data: bytes, label: str | None = None) -> None:
         _check_motor_id(motor)
-        request = Packet(motor, Instruction.WRITE, bytes((address,)) + data)
-        replies = self._transact(request, [motor], reply_size=0, register=label)
-        self._payloads(replies, label)
+        request = Packet(motor, Instruction.WRITE, bytes((address,)) + data).encode()
+        with self._lock:
+            self._exchange(request, (motor,), 0, label)
+            self._payloads((motor,), 0, label)
 
     def sync_read_bytes(
         self, motors: Sequence[int], address: int, length: int, label: str | None = None
     ) -> dict[int, bytes]:
-        ids = _unique_ids(motors)
-        request = Packet(BROADCAST_ID, Instruction.SYNC_READ, bytes((address, length, *ids)))
-        replies = self._transact(request, ids, reply_size=length, register=label)
-        return self._payloads(replies, label)
+        ids = tuple(motors)
+        request = self._request(Instruction.SYNC_READ, BROADCAST_ID, address, length, *ids)
+        with self._lock:
+            self._exchange(request, ids, length, label)
+            return self._payloads(ids, length, label)
 
     def sync_write_bytes(
         self, data: Mapping[int, bytes], address: int, label: str | None = None
@@ -206,7 +243,7 @@ class FeetechBus:
         (size,) = sizes
         params = bytes((address, size)) + b"".join(bytes((m,)) + data[m] for m in ids)
         with self._lock:
-            self._send(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params), label)
+            self._send(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params).encode(), label)
 
     def resync(self, quiet: float | None = None, limit: float = 0.25) -> bytes:
         """Discard input until the line stays quiet for ``quiet`` s (default: twice the
@@ -218,52 +255,159 @@ class FeetechBus:
         """
         quiet = 2 * self.timeout if quiet is None else quiet
         with self._lock:
-            ser = self._require_open(None)
-            assert self._poller is not None
-            discarded = bytearray(self._late)  # already waited out after the timeout
+            self._require_open(None)
+            discarded = self._late + self._drain(quiet, limit, None)  # _late: waited out before
             self._late = b""
-            end = time.monotonic() + limit
-            while (wait := min(quiet, end - time.monotonic())) > 0:
-                if not self._poller.poll(math.ceil(wait * 1000)):
-                    break
-                try:
-                    chunk = ser.read(_READ_CHUNK)
-                except (OSError, termios.error) as exc:
-                    raise self._lost(exc, None) from exc
-                if not chunk:  # readable yet empty: the device hung up
-                    break
-                discarded += chunk
-            return bytes(discarded)
+            return discarded
 
-    # -- transactions --------------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------
 
-    def _transact(
-        self, request: Packet, motors: Sequence[int], reply_size: int, register: str | None
-    ) -> dict[int, Packet]:
-        """Send ``request`` and gather one reply of ``reply_size`` data bytes per motor."""
-        expected = list(motors)
-        budget = request.wire_size + len(expected) * (reply_size + OVERHEAD)
-        with self._lock:
-            self._send(request, register)
-            deadline = time.monotonic() + wire_time(budget, self.baudrate) + self.timeout
-            reader = FrameReader()
-            replies: dict[int, Packet] = {}
-            while len(replies) < len(expected):
-                packet = reader.next_packet()
-                if packet is None:
-                    if not self._receive_into(reader, deadline, register):
-                        error = self._incomplete(expected, replies, reader, register)
-                        missing = len(expected) - len(replies)
-                        self._discard_late_replies(missing * (reply_size + OVERHEAD), register)
-                        raise error
-                    continue
-                self._check_reply(packet, expected, replies, reply_size, register)
-                replies[packet.ident] = packet
-            return replies
+    def _request(self, instruction: int, ident: int, *params: int) -> bytes:
+        """The encoded request, built (and its IDs checked) the first time it is asked for."""
+        key = (instruction, ident, *params)
+        request = self._requests.get(key)
+        if request is None:
+            if instruction == Instruction.SYNC_READ:
+                _unique_ids(params[2:])
+            else:
+                _check_motor_id(ident)
+            request = Packet(ident, instruction, bytes(params)).encode()
+            self._requests[key] = request
+        return request
 
-    def _collect_broadcast(self, request: Packet, listen: float) -> dict[int, Packet]:
+    def _sync_write_packet(self, ids: tuple[int, ...], address: int, size: int) -> bytearray:
+        """A sync write packet for ``ids`` with room for their data (filled by the caller)."""
+        key = (address, size, *ids)
+        packet = self._sync_writes.get(key)
+        if packet is None:
+            _unique_ids(ids)
+            params = bytes((address, size)) + b"".join(bytes((m, *[0] * size)) for m in ids)
+            packet = bytearray(Packet(BROADCAST_ID, Instruction.SYNC_WRITE, params).encode())
+            self._sync_writes[key] = packet
+        return packet
+
+    # -- transactions (the lock held) ----------------------------------------------------
+
+    def _exchange(
+        self, request: bytes, motors: tuple[int, ...], reply_size: int, register: str | None
+    ) -> None:
+        """Send ``request``; leave one reply of ``reply_size`` data bytes per motor in the
+        buffer, frame after frame in ``motors``' order, each checked."""
+        frame = reply_size + OVERHEAD
+        need = len(motors) * frame
+        budget = len(request) + need
+        self._send(request, register)
+        deadline = time.monotonic() + wire_time(budget, self.baudrate) + self.timeout
+        try:
+            filled = self._fill(need, deadline, register)
+            if filled != need or not self._in_place(motors, reply_size):
+                self._reassemble(filled, motors, reply_size, register, deadline)
+        except BusError:
+            self._stale = True
+            raise
+
+    def _fill(self, need: int, deadline: float, register: str | None) -> int:
+        """Read into the buffer until ``need`` bytes are in or the deadline passed.
+
+        Once replies are coming, the rest is on the wire: sleeping its wire time, then
+        reading once, takes in what would otherwise wake this thread reply by reply."""
+        filled = self._read_chunk(0, deadline, register)
+        while 0 < filled < need:
+            time.sleep(wire_time(need - filled, self.baudrate))
+            chunk = self._read_waiting(filled, register) or self._read_chunk(
+                filled, deadline, register
+            )
+            if not chunk:
+                break
+            filled += chunk
+        if filled > need:
+            self._stale = True  # more than was asked for: whatever follows is suspect too
+        return filled
+
+    def _read_chunk(self, at: int, deadline: float, register: str | None) -> int:
+        """Wait for input until the deadline and read it into the buffer at ``at``; the
+        number of bytes read, 0 when none came.
+
+        Bytes already waiting are taken even past the deadline: on a busy CPU this thread
+        may only run again after it, with the reply long in."""
+        assert self._poller is not None
+        while True:
+            now = time.monotonic()
+            if now > deadline + self.timeout or at == len(self._buffer):
+                return 0  # input that never stops is no reply either
+            if not self._poller.poll(math.ceil(max(deadline - now, 0.0) * 1000)):
+                return 0
+            try:
+                count = os.readv(self._fd, (self._view[at:],))
+            except BlockingIOError:
+                continue  # readable, then taken back (by whom?): wait on
+            except OSError as exc:
+                raise self._lost(exc, register) from exc
+            if not count:
+                raise self._lost(OSError("readable, yet no data: device disconnected?"), register)
+            return count
+
+    def _read_waiting(self, at: int, register: str | None) -> int:
+        """Read what input is waiting into the buffer at ``at``, without waiting (0: none)."""
+        try:
+            return os.readv(self._fd, (self._view[at:],))
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise self._lost(exc, register) from exc
+
+    def _in_place(self, motors: tuple[int, ...], reply_size: int) -> bool:
+        """True when the buffer holds exactly the expected replies, in order and valid."""
+        buf, frame = self._buffer, reply_size + OVERHEAD
+        length = reply_size + 2
+        for i, motor in enumerate(motors):
+            at = i * frame
+            if (
+                _UNSIGNED[2].unpack_from(buf, at)[0] != _HEADER_WORD
+                or buf[at + _ID] != motor
+                or buf[at + _LEN] != length
+                or buf[at + _ERR] > 0x7F
+                or (~sum(self._view[at + _ID : at + frame - 1]) & 0xFF) != buf[at + frame - 1]
+            ):
+                return False
+        return True
+
+    def _reassemble(
+        self,
+        filled: int,
+        motors: tuple[int, ...],
+        reply_size: int,
+        register: str | None,
+        deadline: float,
+    ) -> None:
+        """The general case: hunt the replies in whatever came (garbage, out of order, cut
+        short), keep reading until the deadline, then put them in place or raise."""
+        reader = FrameReader()
+        reader.feed(bytes(self._view[:filled]))
+        replies: dict[int, Packet] = {}
+        while len(replies) < len(motors):
+            packet = reader.next_packet()
+            if packet is None:
+                count = self._read_chunk(0, deadline, register)
+                if not count:
+                    error = self._incomplete(motors, replies, reader, register)
+                    missing = len(motors) - len(replies)
+                    self._wait_out(missing * (reply_size + OVERHEAD), register)
+                    raise error
+                reader.feed(bytes(self._view[:count]))
+                continue
+            self._check_reply(packet, motors, replies, reply_size, register)
+            replies[packet.ident] = packet
+        if reader.pending:
+            self._stale = True
+        frame = reply_size + OVERHEAD
+        for i, motor in enumerate(motors):
+            self._buffer[i * frame : (i + 1) * frame] = replies[motor].encode()
+
+    def _collect_broadcast(self, request: bytes, listen: float) -> dict[int, Packet]:
         with self._lock:
             self._send(request, None)
+            self._stale = True  # whoever answers late is no one's reply
             deadline = time.monotonic() + listen
             reader = FrameReader()
             replies: dict[int, Packet] = {}
@@ -273,51 +417,67 @@ class FeetechBus:
                     if packet.params == b"" and packet.ident <= MAX_ID:
                         replies[packet.ident] = packet
                     continue
-                if not self._receive_into(reader, deadline, None):
+                count = self._read_chunk(0, deadline, None)
+                if not count:
                     return replies
+                reader.feed(bytes(self._view[:count]))
 
-    def _send(self, request: Packet, register: str | None) -> None:
-        ser = self._require_open(register)
+    def _send(self, request: bytes | bytearray, register: str | None) -> None:
+        self._require_open(register)
         self._late = b""
         try:
-            # A late reply to an earlier request must not be taken for ours.
-            ser.reset_input_buffer()
-            ser.write(request.encode())
-        except serial.SerialTimeoutException as exc:
-            raise BusTimeout(
-                self.port, "the adapter did not accept the request in time", register=register
-            ) from exc
+            if self._stale:  # a late reply to an earlier request must not be taken for ours
+                termios.tcflush(self._fd, termios.TCIFLUSH)
+                self._stale = False
+            try:
+                written = os.write(self._fd, request)
+            except BlockingIOError:
+                written = 0
+            if written < len(request):
+                self._send_rest(memoryview(request)[written:], register)
         except (OSError, termios.error) as exc:
             raise self._lost(exc, register) from exc
 
-    def _discard_late_replies(self, reply_bytes: int, register: str | None) -> None:
-        """Let replies still on their way arrive, then throw them away (kept for
-        :meth:`resync`, which tells a late motor from an absent one by them)."""
-        time.sleep(wire_time(reply_bytes, self.baudrate) + self.timeout / 2)
-        ser = self._require_open(register)
-        try:
-            self._late = ser.read(_READ_CHUNK)
-            ser.reset_input_buffer()
-        except (OSError, termios.error) as exc:
-            raise self._lost(exc, register) from exc
+    def _send_rest(self, rest: memoryview, register: str | None) -> None:
+        """The part of a request the adapter did not take at once, within the write timeout."""
+        writable = select.poll()
+        writable.register(self._fd, select.POLLOUT)
+        deadline = time.monotonic() + _WRITE_TIMEOUT
+        while rest:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not writable.poll(math.ceil(remaining * 1000)):
+                self._stale = True
+                raise BusTimeout(
+                    self.port, "the adapter did not accept the request in time", register=register
+                )
+            with contextlib.suppress(BlockingIOError):
+                rest = rest[os.write(self._fd, rest) :]
 
-    def _receive_into(self, reader: FrameReader, deadline: float, register: str | None) -> bool:
-        """Wait until bytes arrive (fed to ``reader``) or the deadline passes (False).
+    def _wait_out(self, reply_bytes: int, register: str | None) -> None:
+        """Let replies still on their way arrive and keep them from the next request (and
+        for :meth:`resync`, which tells a late motor from an absent one by them)."""
+        quiet = wire_time(reply_bytes, self.baudrate) + self.timeout / 2
+        self._late = self._drain(quiet, quiet + self.timeout, register)
 
-        Bytes already waiting are taken even past the deadline: on a busy CPU this thread
-        may only run again after it, with the reply long in."""
-        now = time.monotonic()
-        if now > deadline + self.timeout:  # input that never stops is no reply either
-            return False
-        remaining = max(deadline - now, 0.0)
-        assert self._poller is not None and self._serial is not None
-        if not self._poller.poll(math.ceil(remaining * 1000)):
-            return False
-        try:
-            reader.feed(self._serial.read(_READ_CHUNK))
-        except (OSError, termios.error) as exc:
-            raise self._lost(exc, register) from exc
-        return True
+    def _drain(self, quiet: float, limit: float, register: str | None) -> bytes:
+        """Read and return input until the line stays quiet for ``quiet`` s, at most
+        ``limit`` s."""
+        assert self._poller is not None
+        drained = bytearray()
+        end = time.monotonic() + limit
+        while (wait := min(quiet, end - time.monotonic())) > 0:
+            if not self._poller.poll(math.ceil(wait * 1000)):
+                break
+            try:
+                chunk = os.read(self._fd, _READ_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise self._lost(exc, register) from exc
+            if not chunk:  # readable yet empty: the device hung up
+                break
+            drained += chunk
+        return bytes(drained)
 
     def _check_reply(
         self,
@@ -350,19 +510,35 @@ class FeetechBus:
                 register=register,
             )
 
-    def _payloads(self, replies: Mapping[int, Packet], register: str | None) -> dict[int, bytes]:
-        """The data of each reply; ServoError (carrying the data) if any has error bits."""
-        payloads = {ident: p.params for ident, p in replies.items()}
-        faults = {ident: ServoFault(p.code) for ident, p in replies.items() if p.code}
-        if faults:
-            reg = _register_or_none(register)
-            values = {
-                i: reg.decode(data)
-                for i, data in payloads.items()
-                if reg is not None and len(data) == reg.size
-            }
-            raise ServoError(self.port, faults, payloads, values, register=register)
-        return payloads
+    def _payloads(
+        self, motors: tuple[int, ...], reply_size: int, register: str | None
+    ) -> dict[int, bytes]:
+        """The data of each reply in the buffer; ServoError (carrying the data) if any has
+        error bits."""
+        frame = reply_size + OVERHEAD
+        if any(self._buffer[i * frame + _ERR] for i in range(len(motors))):
+            raise self._servo_error(motors, reply_size, register)
+        return {
+            m: bytes(self._view[i * frame + _DATA : (i + 1) * frame - 1])
+            for i, m in enumerate(motors)
+        }
+
+    def _servo_error(
+        self, motors: tuple[int, ...], reply_size: int, register: str | None
+    ) -> ServoError:
+        frame = reply_size + OVERHEAD
+        at = {m: i * frame for i, m in enumerate(motors)}
+        payloads = {m: bytes(self._view[a + _DATA : a + frame - 1]) for m, a in at.items()}
+        faults = {
+            m: ServoFault(self._buffer[a + _ERR]) for m, a in at.items() if self._buffer[a + _ERR]
+        }
+        reg = _register_or_none(register)
+        values = {
+            i: reg.decode(data)
+            for i, data in payloads.items()
+            if reg is not None and len(data) == reg.size
+        }
+        return ServoError(self.port, faults, payloads, values, register=register)
 
     def _incomplete(
         self,
@@ -394,7 +570,7 @@ class FeetechBus:
         return PortGone(self.port, f"device disconnected ({exc})", register=register)
 
     def _drop_serial(self) -> None:
-        ser, self._serial, self._poller = self._serial, None, None
+        ser, self._serial, self._poller, self._fd = self._serial, None, None, -1
         if ser is None:
             return
         if self.exclusive:

@@ -40,16 +40,23 @@ class Register:
 
     def encode(self, value: int) -> bytes:
         """Encode a signed user value into the register's little-endian bytes."""
-        raw = encode_sign_magnitude(value, self.sign_bit) if self.sign_bit is not None else value
-        if not 0 <= raw < 1 << (8 * self.size):
-            raise ValueError(f"{self.name}: value {value} does not fit in {self.size} byte(s)")
-        return raw.to_bytes(self.size, "little")
+        return self.to_raw(value).to_bytes(self.size, "little")
 
     def decode(self, data: bytes) -> int:
         """Decode the register's little-endian bytes into a signed user value."""
         if len(data) != self.size:
             raise ValueError(f"{self.name}: expected {self.size} byte(s), got {len(data)}")
-        raw = int.from_bytes(data, "little")
+        return self.from_raw(int.from_bytes(data, "little"))
+
+    def to_raw(self, value: int) -> int:
+        """A signed user value as the unsigned number the register holds."""
+        raw = encode_sign_magnitude(value, self.sign_bit) if self.sign_bit is not None else value
+        if not 0 <= raw < 1 << (8 * self.size):
+            raise ValueError(f"{self.name}: value {value} does not fit in {self.size} byte(s)")
+        return raw
+
+    def from_raw(self, raw: int) -> int:
+        """The unsigned number the register holds as a signed user value."""
         return decode_sign_magnitude(raw, self.sign_bit) if self.sign_bit is not None else raw
 
 

@@ -27,6 +27,7 @@ LEADER_MAX_DPS = 720.0
 _NOISE_TICKS = 8  # encoder jitter allowed on top of the speed bound
 _READINGS_TO_REANCHOR = 3
 _HALF_TURN = ENCODER_RESOLUTION // 2
+_NO_FAULTS = ServoFault(0)
 
 
 def seam_delta(new: int, old: int) -> int:
@@ -70,7 +71,7 @@ class LeaderTracker:
         now = self.clock()
         for joint, raw in readings.items():
             track = self._tracks.get(joint)
-            glitch = _implausible_value(joint, raw, faults.get(joint, ServoFault(0)), track)
+            glitch = _implausible_value(joint, raw, faults.get(joint, _NO_FAULTS), track)
             if track is None and glitch is None:
                 self._tracks[joint] = _Track(raw, raw, now)
             elif track is not None and glitch is None:
@@ -113,7 +114,7 @@ def _implausible_value(
     joint: str, raw: int, faults: ServoFault, track: _Track | None
 ) -> Glitch | None:
     previous = track.raw if track else raw
-    if ServoFault.ANGLE_SENSOR in faults:
+    if faults and ServoFault.ANGLE_SENSOR in faults:
         return Glitch(joint, raw, previous, "the servo reports an angle sensor fault; held")
     if not 0 <= raw <= MAX_POSITION:
         return Glitch(joint, raw, previous, "outside the encoder's 0..4095; held")
@@ -124,17 +125,31 @@ class LeaderMapping:
     """Continuous leader ticks to follower ticks through LeRobot's normalization.
 
     Degrees for the body joints (unclamped, so a wrist past the seam maps past the
-    follower's range end, where the guard clamps it), 0..100 for the gripper.
+    follower's range end, where the guard clamps it), 0..100 for the gripper. Each joint's
+    map is computed once per encoder position, with LeRobot's own arithmetic and truncation
+    (a shortcut like an affine map would round differently at some positions), and then
+    looked up.
     """
 
     def __init__(self, leader: ArmCalibration, follower: ArmCalibration) -> None:
         self.leader, self.follower = leader, follower
         self.modes = joint_norm_modes(use_degrees=True)
+        self._known: dict[str, dict[int, float]] = {joint: {} for joint in leader}
 
     def targets(self, positions: Mapping[str, int]) -> dict[str, float]:
         goals = {}
         for joint, ticks in positions.items():
-            mode = self.modes[joint]
-            value = normalize(ticks, self.leader[joint], mode)
-            goals[joint] = float(unnormalize(value, self.follower[joint], mode))
+            known = self._known[joint]
+            goal = known.get(ticks)
+            if goal is None:
+                goal = self.target(joint, ticks)
+                if 0 <= ticks <= MAX_POSITION:  # past the seam: rare, and without bound
+                    known[ticks] = goal
+            goals[joint] = goal
         return goals
+
+    def target(self, joint: str, ticks: int) -> float:
+        """One joint's follower target, computed as LeRobot does."""
+        mode = self.modes[joint]
+        value = normalize(ticks, self.leader[joint], mode)
+        return float(unnormalize(value, self.follower[joint], mode))
