@@ -94,8 +94,7 @@ def test_bench_says_when_lerobot_cannot_run(tmp_path: Path) -> None:
     assert f"LeRobot: cannot run {missing}" in done.stderr
 
 
-def test_plot_draws_every_side_at_every_rate(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+def test_plot_draws_every_side_at_every_rate(tmp_path: Path) -> None:  # matplotlib: test extra
     from so101d.bench import Measurement
     from so101d.bench.report import plot
 
