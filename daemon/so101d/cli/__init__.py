@@ -24,6 +24,7 @@ from so101d.cli import (
     sim,
     status,
     validate,
+    web,
 )
 
 COMMANDS = (
@@ -38,6 +39,7 @@ COMMANDS = (
     sim,
     demo,
     frames,
+    web,
 )
 
 
