@@ -220,11 +220,12 @@ async function act(method, params) {
 async function emergencyStop() {
   try {
     const result = await post("estop");
-    const failed = Object.entries(result.pairs).filter(([, r]) => !r.ok);
+    const releases = Object.entries(result.pairs);
+    const details = releases.map(([name, release]) => `${name}: ${release.detail}`).join("; ");
     notify(
-      failed.length
-        ? `E-STOP: torque off NOT confirmed on ${failed.map(([n]) => n).join(", ")}`
-        : "E-STOP: every follower's torque is off. Resume a pair to mirror again.",
+      releases.every(([, release]) => release.torque_off)
+        ? `E-STOP: every follower's torque is off (${details}). Resume a pair to mirror again.`
+        : `E-STOP: torque off NOT confirmed everywhere (${details}); switch off the follower's power.`,
     );
   } catch (error) {
     notify(`E-STOP failed: ${error.message}. Cut the follower's power.`);
