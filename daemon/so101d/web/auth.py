@@ -24,6 +24,7 @@ FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
 FREE_FAILURES = 3  # wrong tokens from one address before it has to wait
 FAILURE_LOG_INTERVAL_S = 10.0
+MAX_TRACKED_ADDRESSES = 1024  # beyond this, addresses no longer waiting are forgotten
 HOW_TO_GET_THE_URL = "run `sudo so101d web-url` on the Pi and open the address it prints"
 
 
@@ -95,6 +96,9 @@ class Gate:
         return max(0.0, failures.blocked_until - self._clock()) if failures else 0.0
 
     def failed(self, address: str) -> None:
+        if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+            now = self._clock()
+            self._failures = {a: f for a, f in self._failures.items() if f.blocked_until > now}
         failures = self._failures.setdefault(address, _Failures())
         failures.count += 1
         if failures.count > FREE_FAILURES:
