@@ -179,6 +179,9 @@ def test_estop_mid_sweep_aborts_and_every_follower_torque_is_off(
     page.get_by_role("button", name="E-STOP").click()
     expect(page.locator("#notice")).to_contain_text("every follower's torque is off")
     assert torque_enabled(pair.follower) == [0] * 6
+    expect(page.locator("#wizard-aborted")).to_contain_text(
+        "aborted by the E-STOP. Close and retry"
+    )
     expect(page.locator("#wizard-aborted-reason")).to_have_text("emergency stop")
     expect(button(page, "Done sweeping")).to_be_disabled()
     assert daemon.pair()["state"] == "paused"

@@ -1,8 +1,8 @@
 """One poller of the daemon for every browser: the live stream's snapshots.
 
-While at least one client listens, a single task asks the daemon for its status (10 Hz;
+While at least one client listens, a single task asks the daemon for its status (5 Hz;
 joint angles in LeRobot degrees for the plot: both arms read 0 mid-range), the calibration
-session's state while one is active, and the calibration files' state (every 2 s, and when
+session's state while one is active, and the calibration files' state (every 5 s, and when
 the session's step changes), each call in a worker thread with the client's timeout, and
 hands the newest snapshot to every listener. A listener that reads slowly only skips
 snapshots: its queue holds the newest one. With no listener nothing is polled, so an idle
@@ -23,8 +23,8 @@ from so101d.api import ApiClient, ApiError
 
 log = logging.getLogger("so101d.web")
 
-STATUS_PERIOD_S = 0.1
-FILES_PERIOD_S = 2.0
+STATUS_PERIOD_S = 0.2  # 5 Hz: each status call holds the daemon's GIL for ~0.7 ms
+FILES_PERIOD_S = 5.0  # validating two files is ~1 ms of the daemon's time
 
 
 class Poller:
@@ -42,6 +42,7 @@ class Poller:
         self._files: Any = None
         self._files_at = 0.0
         self._step: str | None = None
+        self._last_session: dict[str, Any] | None = None
         self.latest: dict[str, Any] | None = None
 
     async def call(self, method: str, **params: Any) -> Any:
@@ -81,15 +82,23 @@ class Poller:
                 _put_newest(queue, snapshot)
             await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
 
+    async def _session(self, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The session's state; an ended session's is final, so it is asked for only once."""
+        if summary is None:
+            return None
+        known = self._last_session
+        ident = (summary["session"], summary["step"])
+        if known is None or known["active"] or (known["session"], known["step"]) != ident:
+            known = await self.call("calibrate.state", session=summary["session"])
+            self._last_session = known
+        return known
+
     async def snapshot(self) -> dict[str, Any]:
         """The daemon's status, session state and file states, or the reason there are none."""
         try:
             status = await self.call("status", frame="lerobot")
-            session = None
-            summary = status.get("calibration")
-            if summary is not None:
-                session = await self.call("calibrate.state", session=summary["session"])
-            step = session and session["step"]
+            session = await self._session(status.get("calibration"))
+            step = None if session is None else str(session["step"])
             if step != self._step or time.monotonic() - self._files_at >= self.files_period_s:
                 self._step = step  # a save or abort may have changed a file
                 self._files = await self.call("calibration.files")

@@ -15,6 +15,8 @@ const STEP_HELP = {
   saved: "Saved. The pair reconnects with the new calibration.",
   aborted: "",
 };
+const ABORTED = "Calibration was aborted (bus error or arm disconnected). Close and retry.";
+const ABORTED_BY_ESTOP = "Calibration was aborted by the E-STOP. Close and retry.";
 const DISCARD_QUESTION = {
   sweeping: "Discard the range-of-motion sweep?",
   review: "Discard the proposed calibration?",
@@ -341,6 +343,8 @@ function renderWizard() {
   const aborted = step === "aborted";
   $("#wizard-aborted").hidden = !aborted;
   $("#wizard-aborted-reason").textContent = aborted ? state.reason : "";
+  $("#wizard-aborted strong").textContent =
+    state.reason === "emergency stop" ? ABORTED_BY_ESTOP : ABORTED;
   $("#wizard-help").textContent = STEP_HELP[step] || "";
   for (const button of section.querySelectorAll(".actions [data-for]")) {
     button.hidden = button.dataset.for !== wizard.lastStep;
