@@ -4,6 +4,7 @@ the token file, ``so101d web-url``, the live stream, and the daemon's refusals a
 
 from __future__ import annotations
 
+import http.client
 import socket
 import stat
 from collections.abc import Iterator
@@ -168,3 +169,19 @@ def test_an_empty_listen_disables_the_web_process(work: Path, pair: PairSetup) -
     result = so101d("web", "--config", str(config))
     assert result.returncode == 0
     assert '[web] listen = "": the web process is disabled' in result.stderr
+
+
+def test_sigterm_with_a_page_open_stops_the_web_process_cleanly(
+    running: tuple[Daemon, WebProcess],
+) -> None:
+    daemon, web = running
+    stream = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30)
+    try:
+        stream.request("GET", "/api/stream", headers={"Cookie": web.cookie})
+        assert stream.getresponse().read(6) == b"data: "
+        web.process.terminate()
+        assert web.process.wait(timeout=30) == 0, web.log  # the open stream does not hold it
+    finally:
+        stream.close()
+    assert "stopping" in web.log
+    assert daemon.pair()["state"] == "teleop"

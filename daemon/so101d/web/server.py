@@ -50,6 +50,7 @@ POLL_TIMEOUT_S = 2.0
 ACTION_TIMEOUT_S = 15.0  # an e-stop reads every torque back; an abort returns the arm
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 MAX_BODY = 16 * 1024
+SHUTDOWN_TIMEOUT_S = 2.0  # requests still running when stopping (a forwarded e-stop)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -84,10 +85,11 @@ def make_app(socket_path: Path, token: str) -> web.Application:
 
 async def serve(socket_path: Path, token: str, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT."""
-    runner = web.AppRunner(make_app(socket_path, token), access_log=None)
+    app = make_app(socket_path, token)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT_S).start()
         log.info(
             "serving the dashboard on http://%s:%d/ (daemon socket %s)", host, port, socket_path
         )
@@ -97,6 +99,7 @@ async def serve(socket_path: Path, token: str, host: str, port: int) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping")
+        app[POLLER].close()  # the live streams end, so no open page holds the exit up
     finally:
         await runner.cleanup()
 
@@ -189,8 +192,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):
         async with request.app[POLLER].listen() as snapshots:
-            while True:
-                snapshot = await snapshots.get()
+            while (snapshot := await snapshots.get()) is not None:
                 await response.write(b"data: " + json.dumps(snapshot).encode() + b"\n\n")
     return response
 

@@ -37,7 +37,7 @@ class Poller:
     ) -> None:
         self.client = client
         self.period_s, self.files_period_s = period_s, files_period_s
-        self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._listeners: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._files: Any = None
         self._files_at = 0.0
@@ -51,8 +51,9 @@ class Poller:
         return await loop.run_in_executor(None, lambda: self.client.call(method, **params))
 
     @contextlib.asynccontextmanager
-    async def listen(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
+    async def listen(self) -> AsyncIterator[asyncio.Queue[dict[str, Any] | None]]:
+        """A queue of the newest snapshot; None in it means the server is stopping."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=1)
         if self.latest is not None:
             queue.put_nowait(self.latest)
         self._listeners.add(queue)
@@ -69,9 +70,10 @@ class Poller:
                     await self._task
                 self._task = None
 
-    @property
-    def listeners(self) -> int:
-        return len(self._listeners)
+    def close(self) -> None:
+        """End every listener's stream (the server is stopping)."""
+        for queue in self._listeners:
+            _put_newest(queue, None)
 
     async def _run(self) -> None:
         while True:
@@ -108,7 +110,7 @@ class Poller:
         return {"daemon": status, "session": session, "files": self._files, "at": time.time()}
 
 
-def _put_newest(queue: asyncio.Queue[dict[str, Any]], item: dict[str, Any]) -> None:
+def _put_newest(queue: asyncio.Queue[dict[str, Any] | None], item: dict[str, Any] | None) -> None:
     with contextlib.suppress(asyncio.QueueEmpty):
         if queue.full():
             queue.get_nowait()
