@@ -134,6 +134,17 @@ def web_beside(daemon: Daemon, port: int) -> Iterator[WebProcess]:
         web.close()
 
 
+def start_daemon_with_web(work: Path, pair: PairSetup) -> tuple[Daemon, int]:
+    """The daemon on ``pair`` (not waited for), its config's [web] on a free port."""
+    port = free_port()
+    daemon = Daemon(
+        f'calibration_dir = "{work / "calibration"}"\nsocket = "{work / "api.sock"}"\n'
+        f"{web_table(work, port)}\n{pair.toml()}",
+        work,
+    )
+    return daemon, port
+
+
 @contextmanager
 def daemon_and_web(
     pair: PairSetup, start_daemon: StartDaemon, work: Path

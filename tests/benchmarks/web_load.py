@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tests.benchmarks.daemon_cpu import _cpu_seconds
 from tests.daemon_harness import Daemon, short_tmpdir, virtual_pair
-from tests.web_harness import WebProcess, free_port, web_beside, web_table
+from tests.web_harness import WebProcess, start_daemon_with_web, web_beside
 
 WINDOW_S = 10.0
 READERS = """
@@ -67,12 +67,7 @@ def phase(daemon: Daemon, web: WebProcess, seconds: float) -> dict[str, float]:
 def main(seconds: float, clients: int, rounds: int) -> None:
     with short_tmpdir() as work, virtual_pair(work, "main", "so101", seed=1) as pair:
         pair.leader.set_motion("wave")
-        port = free_port()
-        daemon = Daemon(
-            f'calibration_dir = "{work / "calibration"}"\nsocket = "{work / "api.sock"}"\n'
-            f"{web_table(work, port)}\n{pair.toml()}",
-            work,
-        )
+        daemon, port = start_daemon_with_web(work, pair)
         try:
             daemon.wait_state("teleop")
             with web_beside(daemon, port) as web:

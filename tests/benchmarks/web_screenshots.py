@@ -16,8 +16,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import CHROMIUM
 from tests.calibrating import MIDDLE, pose
-from tests.daemon_harness import Daemon, short_tmpdir, virtual_pair
-from tests.web_harness import free_port, web_beside, web_table
+from tests.daemon_harness import short_tmpdir, virtual_pair
+from tests.web_harness import start_daemon_with_web, web_beside
 
 PHONE_WIDE = {"width": 900, "height": 1250}
 WAIT_MS = 120_000
@@ -26,13 +26,8 @@ WAIT_MS = 120_000
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with short_tmpdir() as work, virtual_pair(work, "main", "so101", seed=1) as pair:
-        port = free_port()
         pair.leader.set_motion("wave")
-        daemon = Daemon(
-            f'calibration_dir = "{work / "calibration"}"\nsocket = "{work / "api.sock"}"\n'
-            f"{web_table(work, port)}\n{pair.toml()}",
-            work,
-        )
+        daemon, port = start_daemon_with_web(work, pair)
         try:
             daemon.wait_state("teleop")
             with web_beside(daemon, port) as web, sync_playwright() as playwright:

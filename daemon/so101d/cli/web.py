@@ -7,8 +7,11 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from so101d.cli.config import add_config_option, config_or_report
+from so101d.config import Config
 from so101d.service import setup_logging
 from so101d.web.auth import TokenError, ensure_token, read_token, web_url
 
@@ -42,20 +45,18 @@ def run_web(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     setup_logging(config.log_level)
-    if config.web.listen is None:
-        print(f'{config.path}: [web] listen = "": the web process is disabled', file=sys.stderr)
-        return 0
+    listen = _listen(config)
+    if listen is None:
+        return 0  # disabled on purpose: not a failure for systemd to restart
     try:
         from so101d.web.server import serve
     except ImportError as exc:
         print(f"so101d web needs aiohttp: pip install 'so101d[web]' ({exc})", file=sys.stderr)
         return 1
-    try:
-        token = ensure_token(config.web.token_file)
-    except TokenError as exc:
-        print(f"so101d web: {exc}", file=sys.stderr)
+    token = _token(config, "web", ensure_token)
+    if token is None:
         return 1
-    host, port = config.web.listen
+    host, port = listen
     try:
         asyncio.run(serve(config.socket, token, host, port))
     except OSError as exc:
@@ -66,15 +67,23 @@ def run_web(args: argparse.Namespace) -> int:
 
 def print_url(args: argparse.Namespace) -> int:
     config = config_or_report(args.config, "web-url")
-    if config is None:
+    listen = None if config is None else _listen(config)
+    token = None if config is None or listen is None else _token(config, "web-url", read_token)
+    if listen is None or token is None:
         return 1
+    print(web_url(socket.gethostname(), listen[1], token))
+    return 0
+
+
+def _listen(config: Config) -> tuple[str, int] | None:
     if config.web.listen is None:
         print(f'{config.path}: [web] listen = "": the web process is disabled', file=sys.stderr)
-        return 1
+    return config.web.listen
+
+
+def _token(config: Config, command: str, get: Callable[[Path], str]) -> str | None:
     try:
-        token = read_token(config.web.token_file)
+        return get(config.web.token_file)
     except TokenError as exc:
-        print(f"so101d web-url: {exc}", file=sys.stderr)
-        return 1
-    print(web_url(socket.gethostname(), config.web.listen[1], token))
-    return 0
+        print(f"so101d {command}: {exc}", file=sys.stderr)
+        return None

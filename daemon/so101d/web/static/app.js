@@ -157,11 +157,7 @@ function renderMotors(body, pair) {
   body.replaceChildren();
   const joints = Object.keys(pair.temperatures || {});
   if (!joints.length) {
-    const row = element("tr");
-    const cell = element("td", "no current readings (the follower is not running)");
-    cell.colSpan = 3;
-    row.append(cell);
-    body.append(row);
+    body.append(placeholderRow("no current readings (the follower is not running)", 3));
     return;
   }
   for (const joint of joints) {
@@ -170,6 +166,14 @@ function renderMotors(body, pair) {
     row.append(element("td", fixed((pair.voltages || {})[joint], 1)));
     body.append(row);
   }
+}
+
+function placeholderRow(text, columns) {
+  const row = element("tr");
+  const cell = element("td", text);
+  cell.colSpan = columns;
+  row.append(cell);
+  return row;
 }
 
 function renderCards(cards, pair, arms) {
@@ -193,11 +197,7 @@ function renderCards(cards, pair, arms) {
 function renderPrecheck(body, precheck) {
   body.replaceChildren();
   if (!precheck) {
-    const row = element("tr");
-    const cell = element("td", "no precheck has run yet");
-    cell.colSpan = 3;
-    row.append(cell);
-    body.append(row);
+    body.append(placeholderRow("no precheck has run yet", 3));
     return;
   }
   for (const check of precheck.checks) {
