@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import Role
@@ -27,9 +28,6 @@ from tests.test_daemon import assert_clean_log
 from tests.test_daemon_calibrate import LEADER_ID, old_leader_file
 from tests.waiting import wait_for
 from tests.web_harness import WebProcess, daemon_and_web
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
 
 pytestmark = pytest.mark.browser
 __all__ = ["chromium"]  # the fixture, imported for the tests below
