@@ -15,7 +15,9 @@
 #    mode 0660), when both are plugged in and their servos' voltages tell them apart (else it
 #    says what to run); rules from earlier versions that gave the boards to dialout are moved
 #    to the so101d group
-# 6. lerobot.service installed, enabled and (re)started
+# 6. the web dashboard's access token /etc/so101d/web-token (mode 0640, root:so101d), only
+#    when there is none; `sudo so101d web-url` prints the address to open with it
+# 7. lerobot.service and so101d-web.service installed, enabled and (re)started
 #
 # Every step checks first, so running it again changes nothing (except updating so101d in
 # the venv). deploy/uninstall.sh undoes it.
@@ -42,14 +44,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(dirname "$here")
 python=python3
 root=
-extra=
+extra='[web]'
 skip_venv=false
 calibration_from=
 devices_from=
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --with-lerobot) extra='[lerobot]' ;;
+        --with-lerobot) extra='[web,lerobot]' ;;
         --source) source_dir=${2:?--source needs a directory}; shift ;;
         --python) python=${2:?--python needs a path}; shift ;;
         --calibration-from) calibration_from=${2:?--calibration-from needs a directory}; shift ;;
@@ -68,6 +70,7 @@ CONFIG=/etc/so101d/config.toml
 CALIBRATION=/var/lib/so101d/calibration
 RULES=/etc/udev/rules.d/70-so101d.rules
 LINK=/usr/local/bin/so101d
+TOKEN=/etc/so101d/web-token
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -271,13 +274,28 @@ install_udev_rules() {
     fi
 }
 
-# -- 6. the service ------------------------------------------------------------------------
+# -- 6. the web token ----------------------------------------------------------------------
+
+install_web_token() {
+    if [ -e "$root$TOKEN" ]; then
+        say "keeping $root$TOKEN"
+        return
+    fi
+    mkdir -p "$root$(dirname "$TOKEN")"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$root$TOKEN")
+    staging || chgrp "$USER_NAME" "$root$TOKEN"
+    chmod 0640 "$root$TOKEN"
+    say "wrote the dashboard's access token $root$TOKEN (its address: sudo so101d web-url)"
+}
+
+# -- 7. the services -----------------------------------------------------------------------
 
 install_service() {
     with_root install-service --venv "$VENV" --user "$USER_NAME" --config "$CONFIG"
     if systemd_running; then
-        systemctl restart lerobot.service
+        systemctl restart lerobot.service so101d-web.service
         say "lerobot.service is running; follow it with: journalctl -u lerobot -f"
+        say "so101d-web.service is running; open the address that 'sudo so101d web-url' prints"
     elif ! staging; then
         say "systemd is not running here: the service starts at the next boot"
     fi
@@ -297,5 +315,6 @@ install_link
 install_config
 import_calibration
 install_udev_rules
+install_web_token
 install_service
 say "done"

@@ -3,7 +3,7 @@
 #
 #     sudo deploy/uninstall.sh [--purge]
 #
-# Stops and removes lerobot.service, the udev rules, /opt/so101d, /usr/local/bin/so101d and
+# Stops and removes lerobot.service and so101d-web.service, the udev rules, /opt/so101d, /usr/local/bin/so101d and
 # the so101d user. Keeps the config (/etc/so101d) and the calibration (/var/lib/so101d)
 # unless --purge. --root DIR undoes an install into the staging root DIR.
 set -eu
@@ -29,7 +29,8 @@ while [ $# -gt 0 ]; do
 done
 
 USER_NAME=so101d
-UNIT=/etc/systemd/system/lerobot.service
+UNITS="lerobot.service so101d-web.service"
+UNIT_DIR=/etc/systemd/system
 LINK=/usr/local/bin/so101d
 
 say() { printf 'uninstall.sh: %s\n' "$*"; }
@@ -46,13 +47,16 @@ remove() {
 }
 
 remove_service() {
-    if systemd_running && [ -e "$UNIT" ]; then
-        systemctl disable --now lerobot.service
-    fi
-    remove "$root$UNIT"
+    for unit in $UNITS; do
+        if systemd_running && [ -e "$UNIT_DIR/$unit" ]; then
+            systemctl disable --now "$unit"
+        fi
+        remove "$root$UNIT_DIR/$unit"
+    done
     if systemd_running; then
         systemctl daemon-reload
-        systemctl reset-failed lerobot.service 2>/dev/null || true
+        # shellcheck disable=SC2086 # one word per unit
+        systemctl reset-failed $UNITS 2>/dev/null || true
     fi
 }
 

@@ -6,11 +6,14 @@ is how the supervisor notices that change.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from so101d.calibration.locate import calibration_path, locate_calibration
 from so101d.calibration.model import ArmCalibration, Role
@@ -59,6 +62,31 @@ def calibration_fingerprint(root: Path, arms: tuple[ArmFiles, ...]) -> tuple[obj
             else:
                 prints.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
     return tuple(prints)
+
+
+def arm_file_state(root: Path, arm: ArmFiles) -> dict[str, Any]:
+    """The arm's calibration file for a front end: ``state`` ok | missing | invalid, its path,
+    modification time (UTC), and the validator's errors and warnings."""
+    located = locate_calibration(root, arm.role, arm.arm_id)
+    state: dict[str, Any] = {
+        "role": str(arm.role),
+        "id": arm.arm_id,
+        "state": "missing",
+        "path": str(located.path or calibration_path(root, arm.role, arm.arm_id)),
+        "modified": None,
+        "errors": [],
+        "warnings": [],
+    }
+    if located.path is None:
+        return state
+    report = validate_file(located.path, arm.role, arm.motor_ids)
+    with contextlib.suppress(OSError):
+        mtime = located.path.stat().st_mtime
+        state["modified"] = dt.datetime.fromtimestamp(mtime, dt.UTC).isoformat(timespec="seconds")
+    state["state"] = "ok" if report.usable else "invalid"
+    for level, key in ((Level.ERROR, "errors"), (Level.WARNING, "warnings")):
+        state[key] = [f.message for f in report.findings if f.level is level]
+    return state
 
 
 def _validated(root: Path, arm: ArmFiles) -> FileReport:

@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ConfigErrors",
     "PairConfig",
+    "WebConfig",
     "load_config",
     "parse_config",
     "socket_despite_errors",
@@ -45,6 +46,8 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("/etc/so101d/config.toml")
 DEFAULT_SOCKET_PATH = Path("/run/so101d/api.sock")
+DEFAULT_WEB_LISTEN = "0.0.0.0:8101"
+DEFAULT_WEB_TOKEN_PATH = Path("/etc/so101d/web-token")
 TEMPLATE = "deploy/config.example.toml"
 STOP_POLICIES = ("release", "hold", "rest")
 WRIST_ROLL_CALIBRATIONS = ("full_turn", "sweep")
@@ -87,6 +90,14 @@ class PairConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: where ``so101d web`` listens (None: disabled) and its access token file."""
+
+    listen: tuple[str, int] | None = ("0.0.0.0", 8101)
+    token_file: Path = DEFAULT_WEB_TOKEN_PATH
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     calibration_dir: Path
@@ -96,6 +107,7 @@ class Config:
     pairs: dict[str, PairConfig]
     calibration_idle_timeout_s: float = 600.0  # a session no client asks about ends
     calibration_wrist_roll: str = "full_turn"  # LeRobot's 0..4095, or "sweep": as swept
+    web: WebConfig = WebConfig()
 
 
 class ConfigError(Exception):
@@ -256,6 +268,7 @@ def _read_config(top: _Table) -> Config | None:
         lambda: top.number("stats_interval_s", 5.0, _STATS_INTERVAL), 0.0
     )
     log_level = top.collect(lambda: top.choice("log_level", "info", LOG_LEVELS), "info")
+    web = top.collect(lambda: _read_web(top.optional_table("web"), base), WebConfig())
     pair_tables = None
     if not top.has("pair"):
         top.errors.append(
@@ -279,7 +292,35 @@ def _read_config(top: _Table) -> Config | None:
         pairs,
         calibration_idle_timeout_s=idle_timeout_s,
         calibration_wrist_roll=wrist_roll,
+        web=web,
     )
+
+
+def _read_web(table: _Table | None, base: Path) -> WebConfig:
+    if table is None:
+        return WebConfig()
+    listen = table.collect(
+        lambda: _listen_address(table, table.value("listen", DEFAULT_WEB_LISTEN)), None
+    )
+    token_file = _resolve(
+        table.collect(lambda: table.text("token_file", str(DEFAULT_WEB_TOKEN_PATH)), "."), base
+    )
+    table.reject_unknown()
+    return WebConfig(listen, token_file)
+
+
+def _listen_address(table: _Table, value: object) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (``"[::]:8101"`` for IPv6) as (host, port); ``""``: None, disabled."""
+    if value == "":
+        return None
+    usage = 'must be "HOST:PORT" such as "0.0.0.0:8101", or "" to disable the web process'
+    if not isinstance(value, str) or ":" not in value:
+        raise table.error("listen", usage, value)
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise table.error("listen", usage + " (port 1..65535)", value)
+    return host, int(port)
 
 
 def _pair_tables(pairs: _Table) -> list[tuple[str, _Table]]:

@@ -17,6 +17,7 @@ from so101d.durable import fsync_directory, write_synced
 
 RULES_TEMPLATE = "70-so101d.rules.in"
 UNIT_TEMPLATE = "lerobot.service.in"
+WEB_UNIT_TEMPLATE = "so101d-web.service.in"
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")

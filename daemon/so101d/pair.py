@@ -121,6 +121,7 @@ class PairRunner(threading.Thread):
         self._retry: tuple[int, float] | None = None  # attempt number, its wall-clock time
         self._cooling: CoolingCheck | None = None
         self._last_table: str | None = None
+        self._last_precheck: dict[str, Any] | None = None
         self._precheck_runs = 0
         self.heartbeat = time.monotonic()
         self.state = State.WAITING
@@ -275,6 +276,7 @@ class PairRunner(threading.Thread):
                     timespec="seconds"
                 ),
                 "restarts": self.restarts,
+                "precheck": self._last_precheck,  # the last one's checks, None before one
                 "leader": {
                     "port": self.config.leader.port,
                     "id": self.config.leader.id,
@@ -403,6 +405,7 @@ class PairRunner(threading.Thread):
     def _log_precheck(self, report: PrecheckReport) -> None:
         """The table and its warnings; a retry that finds the same only says so in a line."""
         self._precheck_runs += 1
+        self._last_precheck = report.as_dict()
         table = report.table()
         if table == self._last_table:
             self.log.info("precheck run %d: the same as the last table", self._precheck_runs)

@@ -24,6 +24,7 @@ from typing import Any
 from so101d import __version__
 from so101d.api import ApiError, ApiServer
 from so101d.calibrate.desk import CalibrationDesk, session_settings
+from so101d.checking import arm_file_state
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
 from so101d.frames import Frame
@@ -71,6 +72,7 @@ class Supervisor:
                 "pause": self._pause,
                 "resume": self._resume,
                 "estop": self._estop,
+                "calibration.files": self._calibration_files,
                 **self.calibration.handlers(),
             },
         )
@@ -218,6 +220,15 @@ class Supervisor:
             "config": str(self.config.path),
             "pairs": {name: runner.snapshot(frame) for name, runner in self.runners.items()},
             "calibration": self.calibration.summary(),
+        }
+
+    def _calibration_files(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Per pair and arm, the calibration file's state (read-only; for the dashboard)."""
+        return {
+            name: {
+                str(arm.role): arm_file_state(self.config.calibration_dir, arm) for arm in r.arms
+            }
+            for name, r in self.runners.items()
         }
 
     def _pause(self, params: dict[str, Any]) -> dict[str, Any]:

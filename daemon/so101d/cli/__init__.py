@@ -25,6 +25,7 @@ from so101d.cli import (
     sim,
     status,
     validate,
+    web,
 )
 
 COMMANDS = (
@@ -40,6 +41,7 @@ COMMANDS = (
     demo,
     frames,
     bench,
+    web,
 )
 
 

@@ -33,6 +33,7 @@ from so101d.calibration.model import Role
 from so101d.deploy import (
     RULES_TEMPLATE,
     UNIT_TEMPLATE,
+    WEB_UNIT_TEMPLATE,
     fill_template,
     install_text,
     read_template,
@@ -46,6 +47,8 @@ if TYPE_CHECKING:  # importing so101d.devices loads pyudev: done only when neede
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 UNIT_PATH = Path("/etc/systemd/system/lerobot.service")
+WEB_UNIT_PATH = Path("/etc/systemd/system/so101d-web.service")
+UNITS = ((UNIT_TEMPLATE, UNIT_PATH), (WEB_UNIT_TEMPLATE, WEB_UNIT_PATH))
 DEFAULT_VENV = Path("/opt/so101d/venv")
 DEFAULT_USER = "so101d"
 DEFAULT_CONFIG = Path("/etc/so101d/config.toml")
@@ -276,9 +279,10 @@ def _confirm(question: str) -> bool:
 def _register_service(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "install-service",
-        help="install and enable the lerobot.service systemd unit",
+        help="install and enable the lerobot.service and so101d-web.service systemd units",
         description=f"Write {UNIT_PATH} (the so101d daemon, sandboxed, restarted on failure) "
-        "and enable it, so teleop starts at boot.",
+        f"and {WEB_UNIT_PATH} (the web dashboard, a client of the daemon's socket) and enable "
+        "them, so teleop and the dashboard start at boot.",
     )
     _add_root(parser)
     parser.add_argument(
@@ -306,19 +310,18 @@ def _register_service(subparsers: Subparsers) -> None:
 def run_install_service(args: argparse.Namespace) -> int:
     if problem := _service_args_problem(args):
         return _fail("install-service", problem)
-    unit = fill_template(
-        read_template(UNIT_TEMPLATE),
-        {"VENV": str(args.venv), "USER": args.user, "CONFIG": str(args.config)},
-    )
+    values = {"VENV": str(args.venv), "USER": args.user, "CONFIG": str(args.config)}
+    units = [(fill_template(read_template(t), values), path) for t, path in UNITS]
     if args.dry_run:
-        print(unit, end="")
+        print("\n".join(text for text, _ in units), end="")
         return 0
-    path = under_root(args.root, UNIT_PATH)
-    try:
-        changed = install_text(path, unit)
-    except PermissionError:
-        return _fail("install-service", f"cannot write {path}: run it with sudo")
-    print(f"wrote {path}" if changed else f"{path} is up to date")
+    for unit, unit_path in units:
+        path = under_root(args.root, unit_path)
+        try:
+            changed = install_text(path, unit)
+        except PermissionError:
+            return _fail("install-service", f"cannot write {path}: run it with sudo")
+        print(f"wrote {path}" if changed else f"{path} is up to date")
     executable = under_root(args.root, args.venv / "bin" / "so101d")
     if not executable.exists():
         print(f"warning: {executable} does not exist; the service cannot start", file=sys.stderr)
@@ -339,14 +342,18 @@ def _service_args_problem(args: argparse.Namespace) -> str | None:
 def _enable_unit() -> int:
     if not Path("/run/systemd/system").is_dir():
         print(
-            "systemd is not running here: enable it on the target with "
-            f"`systemctl enable {UNIT_PATH.name}`"
+            "systemd is not running here: enable them on the target with "
+            f"`systemctl enable {' '.join(path.name for _, path in UNITS)}`"
         )
         return 0
-    for command in (["systemctl", "daemon-reload"], ["systemctl", "enable", UNIT_PATH.name]):
+    names = [path.name for _, path in UNITS]
+    for command in (["systemctl", "daemon-reload"], ["systemctl", "enable", *names]):
         if subprocess.run(command, check=False).returncode != 0:
             return _fail("install-service", f"{' '.join(command)} failed")
-    print(f"enabled {UNIT_PATH.name}: it starts at boot (now: sudo systemctl start lerobot)")
+    print(
+        f"enabled {' and '.join(names)}: they start at boot "
+        "(now: sudo systemctl start lerobot so101d-web)"
+    )
     return 0
 
 

@@ -1,0 +1,233 @@
+"""The dashboard and the calibration wizard in a real headless Chromium, against the real web
+process, the real daemon and the simulator. Every wait is on a page state (Playwright's
+expect), never a sleep; the scripted hand moves the virtual arms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from so101d.calibration.locate import calibration_path
+from so101d.calibration.model import Role
+from so101d.sim.calibration_files import save_matching_calibration
+from tests.browser import chromium, open_dashboard
+from tests.calibrating import (
+    MIDDLE,
+    assert_backup_and_sibling,
+    assert_eeprom_holds,
+    assert_saved_true_travel,
+    pose,
+    state,
+)
+from tests.daemon_harness import Daemon, PairSetup, StartDaemon, torque_enabled
+from tests.test_daemon import assert_clean_log
+from tests.test_daemon_calibrate import LEADER_ID, old_leader_file
+from tests.waiting import wait_for
+from tests.web_harness import WebProcess, daemon_and_web
+
+pytestmark = pytest.mark.browser
+__all__ = ["chromium"]  # the fixture, imported for the tests below
+
+ABORTED = "Calibration was aborted (bus error or arm disconnected). Close and retry."
+PAGE_TIMEOUT_MS = 60_000  # a bound on a hung test on a loaded machine, not a timing
+
+
+@pytest.fixture
+def running(
+    pair: PairSetup, start_daemon: StartDaemon, work: Path
+) -> Iterator[tuple[Daemon, WebProcess]]:
+    """The leader's old file in place (in both layouts), the pair mirroring, the web up."""
+    old_leader_file(work / "calibration", pair.leader)
+    with daemon_and_web(pair, start_daemon, work) as both:
+        pose(pair.leader, MIDDLE)
+        yield both
+
+
+@pytest.fixture
+def page(chromium: Any, running: tuple[Daemon, WebProcess]) -> Iterator[Any]:
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    opened = open_dashboard(chromium, running[1])
+    yield opened
+    opened.context.close()
+
+
+def button(page: Any, name: str) -> Any:
+    return page.locator("#wizard").get_by_role("button", name=name, exact=True)
+
+
+def start_wizard(page: Any, role: str) -> None:
+    page.get_by_label(f"Calibration of the {role}").get_by_role(
+        "button", name=f"Calibrate {role}"
+    ).click()
+    expect(button(page, "Capture neutral")).to_be_enabled()
+
+
+def sweeping(page: Any, role: str) -> None:
+    start_wizard(page, role)
+    button(page, "Capture neutral").click()
+    expect(button(page, "Done sweeping")).to_be_enabled()
+
+
+def joint_row(page: Any, joint: str) -> Any:
+    return page.locator("#wizard-body tr", has_text=joint)
+
+
+def test_the_wizard_calibrates_end_to_end_and_a_reload_mid_sweep_re_attaches(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup, work: Path
+) -> None:
+    daemon, _ = running
+    root = work / "calibration"
+    expect(page.locator(".state-name")).to_have_text("teleop")
+    start_wizard(page, "leader")
+    expect(page.locator("#wizard-help")).to_contain_text("capture the neutral pose")
+    expect(joint_row(page, "shoulder_lift")).to_be_visible()  # live ticks
+    button(page, "Capture neutral").click()
+    expect(page.locator(".steps li.current")).to_have_text("2 Range of motion")
+    pair.leader.set_motion("sweep")
+    wait_for(lambda: state(daemon)["joints"]["shoulder_pan"]["range"] > 1000, timeout=60)
+
+    page.reload()
+    expect(button(page, "Done sweeping")).to_be_enabled()  # re-attached at the sweep
+    expect(page.locator(".steps li.current")).to_have_text("2 Range of motion")
+    wait_for(pair.leader.sweep_done, timeout=120, interval=0.1)
+    expect(joint_row(page, "gripper")).not_to_contain_text("not swept yet")
+    button(page, "Done sweeping").click()
+
+    expect(button(page, "Save")).to_be_enabled()
+    path = calibration_path(root, Role.LEADER, LEADER_ID)
+    expect(page.locator("#wizard-body")).to_contain_text(f"file: {path}")
+    expect(joint_row(page, "shoulder_pan")).to_contain_text("→")  # old -> new
+    button(page, "Save").click()
+    expect(page.locator("#wizard-help")).to_contain_text("Saved.")
+    expect(button(page, "Close")).to_be_visible()
+
+    saved = assert_saved_true_travel(path, pair.leader)
+    assert_eeprom_holds(pair.leader, saved)
+    assert_backup_and_sibling(root, Role.LEADER, LEADER_ID)
+    daemon.wait_state("teleop")
+    expect(page.locator(".state-name")).to_have_text("teleop")
+    button(page, "Close").click()
+    expect(page.locator("#wizard")).to_be_hidden()
+    assert_clean_log(daemon)
+
+
+def test_a_second_tab_gets_the_409_naming_the_holder_and_cancel_in_step_1_closes(
+    page: Any, chromium: Any, running: tuple[Daemon, WebProcess]
+) -> None:
+    daemon, web = running
+    start_wizard(page, "leader")
+    other = open_dashboard(chromium, web)
+    try:
+        other.get_by_label("Calibration of the follower").get_by_role(
+            "button", name="Calibrate follower"
+        ).click()
+        expect(other.locator("#notice")).to_contain_text(
+            "calibration session 1 (main leader 'main_leader') is active"
+        )
+        expect(other.locator("#wizard")).to_be_hidden()
+    finally:
+        other.context.close()
+    button(page, "Cancel").click()  # step 1: no question asked
+    expect(page.locator("#wizard")).to_be_hidden()
+    wait_for(lambda: state(daemon)["step"] == "aborted")
+    daemon.wait_state("teleop")
+
+
+def test_done_too_early_lists_the_unmoved_joints_and_cancel_asks_to_discard(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
+) -> None:
+    daemon, _ = running
+    sweeping(page, "leader")
+    pair.leader.hold({"shoulder_pan": 0.05})
+    pose(pair.leader, {"shoulder_pan": 0.95})
+    button(page, "Done sweeping").click()  # 422: everything else is unmoved
+    error = page.locator("#wizard-error")
+    expect(error).to_contain_text("Not swept yet: shoulder_lift, elbow_flex, wrist_flex, gripper")
+    expect(error).not_to_contain_text("shoulder_pan")
+    expect(page.locator("#wizard-body tr.unswept")).to_have_count(4)
+
+    button(page, "Cancel").click()
+    expect(page.locator("#wizard-confirm")).to_contain_text("Discard the range-of-motion sweep?")
+    button(page, "Keep calibrating").click()
+    expect(page.locator("#wizard-confirm")).to_be_hidden()
+    assert state(daemon)["step"] == "sweeping"
+    button(page, "Cancel").click()
+    button(page, "Discard").click()
+    expect(page.locator("#wizard")).to_be_hidden()
+    wait_for(lambda: state(daemon)["step"] == "aborted")
+
+
+def test_estop_mid_sweep_aborts_and_every_follower_torque_is_off(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
+) -> None:
+    daemon, _ = running
+    sweeping(page, "follower")
+    pair.follower.hold({"elbow_flex": 0.9})
+    wait_for(lambda: state(daemon)["joints"]["elbow_flex"]["range"] > 300)
+    for motor in pair.follower.motor_ids:  # something switched torque on meanwhile
+        servo = pair.follower.servo(motor)
+        servo.set("Goal_Position", servo.get("Present_Position"))
+        servo.set("Torque_Enable", 1)
+    assert torque_enabled(pair.follower) == [1] * 6
+
+    page.get_by_role("button", name="E-STOP").click()
+    expect(page.locator("#notice")).to_contain_text("every follower's torque is off")
+    assert torque_enabled(pair.follower) == [0] * 6
+    expect(page.locator("#wizard-aborted")).to_contain_text(
+        "aborted by the E-STOP. Close and retry"
+    )
+    expect(page.locator("#wizard-aborted-reason")).to_have_text("emergency stop")
+    expect(button(page, "Done sweeping")).to_be_disabled()
+    assert daemon.pair()["state"] == "paused"
+
+
+def test_an_unplug_mid_sweep_shows_the_abort_banner_with_the_actions_disabled(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
+) -> None:
+    daemon, _ = running
+    sweeping(page, "leader")
+    pair.leader.set_motion("sweep")
+    wait_for(lambda: state(daemon)["joints"]["shoulder_pan"]["range"] > 300)
+    pair.leader.unplug()
+    expect(page.locator("#wizard-aborted")).to_contain_text(ABORTED)
+    expect(page.locator("#wizard-aborted-reason")).to_contain_text("the leader's board went away")
+    expect(button(page, "Done sweeping")).to_be_disabled()
+    expect(button(page, "Cancel")).to_be_hidden()
+    button(page, "Close").click()
+    expect(page.locator("#wizard")).to_be_hidden()
+    pair.leader.replug()
+    daemon.wait_state("teleop")
+
+
+def test_the_missing_calibration_banner_appears_and_disappears(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup, work: Path
+) -> None:
+    root = work / "calibration"
+    banner = page.get_by_role("region", name="Missing calibration")
+    expect(page.get_by_label("Calibration of the follower")).to_contain_text("OK")
+    expect(banner).to_be_empty()
+    calibration_path(root, Role.FOLLOWER, "main_follower").unlink()
+    expect(banner).to_contain_text("Arm follower of pair main has no calibration file")
+    expect(banner.get_by_role("button", name="Calibrate follower")).to_be_visible()
+    expect(page.get_by_label("Calibration of the follower")).to_contain_text("MISSING")
+    save_matching_calibration(pair.follower, root, "main_follower")
+    expect(banner).to_be_empty()
+    expect(page.get_by_label("Calibration of the follower")).to_contain_text("OK")
+
+
+def test_the_dashboard_shows_the_pair_its_telemetry_and_its_precheck(
+    page: Any, running: tuple[Daemon, WebProcess]
+) -> None:
+    pair_view = page.get_by_label("Pair main")
+    expect(pair_view.locator(".state-name")).to_have_text("teleop")
+    expect(pair_view.locator(".rate")).not_to_have_text("0.0 Hz")
+    expect(pair_view.locator(".motors tbody tr")).to_have_count(6)
+    expect(pair_view.locator(".precheck")).to_contain_text("motors answer")
+    pair_view.get_by_role("button", name="Pause").click()
+    expect(pair_view.locator(".state-name")).to_have_text("paused")
+    pair_view.get_by_role("button", name="Resume").click()
+    expect(pair_view.locator(".state-name")).to_have_text("teleop")
