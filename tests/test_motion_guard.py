@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import pytest
 
 from so101d.faults import PairFault
-from so101d.feetech import ServoFault
+from so101d.feetech import BusTimeout, ServoFault
 from so101d.motion import ArmGuard, MotionGate, MotionLimits, MotionRefused, degrees_to_ticks
+from so101d.motion.guard import RELEASE_TRIES
 from so101d.motion.settings import ACCELERATION
 from tests.fake_bus import FakeBus, FakeClock, fake_arm
 
@@ -255,6 +257,47 @@ def test_release_of_a_silent_motor_is_not_confirmed() -> None:
     released = guard.release()
     assert released.unconfirmed == (JOINT,)
     assert len(released.confirmed) == 5
+
+
+def lose_torque_read_backs(bus: FakeBus, motor: int, count: int) -> list[int]:
+    """Make the next ``count`` Torque_Enable reads that include ``motor`` time out."""
+    lost: list[int] = []
+    sync_read, read = bus.sync_read, bus.read
+
+    def lose(name: str, motors: list[int]) -> None:
+        if name == "Torque_Enable" and motor in motors and len(lost) < count:
+            lost.append(motor)
+            raise BusTimeout(bus.port, f"no reply from motor(s) {motor}", motor, name)
+
+    def lossy_sync_read(name: str, motors: Sequence[int]) -> dict[int, int]:
+        lose(name, list(motors))
+        return sync_read(name, motors)
+
+    def lossy_read(name: str, one: int) -> int:
+        lose(name, [one])
+        return read(name, one)
+
+    bus.sync_read, bus.read = lossy_sync_read, lossy_read  # type: ignore[method-assign]
+    return lost
+
+
+def test_a_read_back_lost_on_a_busy_bus_is_asked_again() -> None:
+    guard, bus, _, _ = guarded()
+    guard.torque_on_holding()
+    lost = lose_torque_read_backs(bus, MOTOR, count=2)  # the sync read and the single read
+    released = guard.release()
+    assert len(lost) == 2
+    assert released.ok, released.describe()
+
+
+def test_a_motor_that_never_answers_is_asked_a_bounded_number_of_times() -> None:
+    guard, bus, _, _ = guarded()
+    guard.torque_on_holding()
+    bus.servos[MOTOR].torque_sticks = False
+    bus.writes.clear()
+    assert guard.release().unconfirmed == (JOINT,)
+    retries = [w for w in bus.writes if w == ("Torque_Enable", MOTOR, 0)]
+    assert len(retries) == 1 + RELEASE_TRIES  # the broadcast, then each try
 
 
 def test_release_of_a_vanished_board_says_it_cannot_reach_the_servos() -> None:

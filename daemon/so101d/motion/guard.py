@@ -27,6 +27,7 @@ from so101d.motion.gate import MotionGate
 from so101d.motion.settings import ACCELERATION, SettingChange
 
 TICKS_PER_DEGREE = 4096 / 360
+RELEASE_TRIES = 3  # a read-back lost on a busy bus is asked again before it counts
 
 
 def degrees_to_ticks(degrees: float) -> float:
@@ -241,10 +242,16 @@ class ArmGuard:
             # A broadcast first: it needs no reply, so it reaches every motor that listens.
             with _unless_gone():
                 arm.bus.sync_write("Torque_Enable", dict.fromkeys(arm.ids, 0))
-            for motor in arm.ids:
-                with _unless_gone():
-                    arm.bus.write("Torque_Enable", motor, 0)
-            state = self._torque_state_per_motor()
+            state: dict[str, bool | None] = dict.fromkeys(arm.joints)
+            for _ in range(RELEASE_TRIES):
+                pending = [joint for joint, on in state.items() if on is not False]
+                for joint in pending:
+                    with _unless_gone():
+                        arm.bus.write("Torque_Enable", arm.motor_ids[joint], 0)
+                read_back = self._torque_state_per_motor()
+                state.update({joint: read_back[joint] for joint in pending})
+                if all(on is False for on in state.values()):
+                    break
         except PortGone as exc:
             return Release(str(arm.role), arm.port, (), tuple(arm.joints), why=exc.detail)
         confirmed = tuple(j for j, on in state.items() if on is False)
