@@ -17,8 +17,9 @@ from typing import Any
 from so101d.arm import Arm
 from so101d.calibrate.auto import AutoCalibration, AutoSettings, JointOutcome, as_sweep
 from so101d.calibrate.sweep import joint_calibration
+from so101d.calibration.files import serialize_calibration
 from so101d.calibration.model import DEFAULT_MOTOR_MAP, ArmCalibration, Role
-from so101d.motion import ArmGuard, MotionGate, MotionLimits
+from so101d.motion import ArmGuard, MotionGate, MotionLimits, setting_changes
 from so101d.sim import VirtualArm
 from tests.arms import bus_on
 
@@ -53,20 +54,24 @@ def virtual_clock_arm(
 ) -> Iterator[AutoRun]:
     """An arm (``--arm-seed``) on a pty, our driver on it, a guard and an engine."""
     clock = VirtualClock()
-    with VirtualArm(role, directory / f"{role}-{arm_seed}", arm_seed=arm_seed, clock=clock) as sim:
-        with bus_on(sim.link) as bus:
-            arm = Arm(Role(role), sim.link, DEFAULT_MOTOR_MAP, {}, bus=bus)
-            guard = ArmGuard(arm, MotionGate(), LIMITS, clock=clock)
-            guard.release()
-            telemetry: list[dict[str, Any]] = []
-            engine = AutoCalibration(
-                guard,
-                settings or AutoSettings(),
-                clock=clock,
-                sleep=clock.sleep,
-                telemetry=telemetry,
-            )
-            yield AutoRun(sim, guard, clock, engine, telemetry)
+    link = directory / f"{role}-{arm_seed}"
+    with (
+        VirtualArm(role, link, arm_seed=arm_seed, clock=clock) as sim,
+        bus_on(sim.link) as bus,
+    ):
+        arm = Arm(Role(role), sim.link, DEFAULT_MOTOR_MAP, {}, bus=bus)
+        guard = ArmGuard(arm, MotionGate(), LIMITS, clock=clock)
+        guard.release()
+        guard.apply_settings(setting_changes(arm))  # as the daemon's precheck leaves it
+        telemetry: list[dict[str, Any]] = []
+        engine = AutoCalibration(
+            guard,
+            settings or AutoSettings(),
+            clock=clock,
+            sleep=clock.sleep,
+            telemetry=telemetry,
+        )
+        yield AutoRun(sim, guard, clock, engine, telemetry)
 
 
 def saved_calibration(outcomes: dict[str, JointOutcome], full_turn: bool = True) -> ArmCalibration:
@@ -79,3 +84,42 @@ def saved_calibration(outcomes: dict[str, JointOutcome], full_turn: bool = True)
     }
 
 
+@dataclass
+class ArmResult:
+    """One arm's automatic calibration, measured against the simulator's ground truth."""
+
+    role: str
+    arm_seed: int
+    outcomes: dict[str, JointOutcome]
+    sim_seconds: float
+    peak_rise_c: int
+    errors: dict[str, int] = field(default_factory=dict)  # ticks, per saved stop pair
+    path: Path | None = None  # the saved file, when every joint was found
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {j: o.failure for j, o in self.outcomes.items() if o.failure is not None}
+
+
+def calibrate_virtual_arm(directory: Path, role: str, arm_seed: int) -> ArmResult:
+    """The whole run on a virtual clock; when every joint was found, the file saved (and the
+    servos' EEPROM written) and each stop compared with the arm's true one."""
+    with virtual_clock_arm(directory, role, arm_seed) as run:
+        began = run.clock()
+        outcomes = run.engine.run()
+        run.guard.release()
+        result = ArmResult(role, arm_seed, outcomes, run.clock() - began, run.engine.peak_rise_c)
+        if result.failed:
+            return result
+        calibration = saved_calibration(outcomes)
+        run.guard.write_calibration(calibration)
+        for truth in run.arm.ground_truth():
+            joint = str(truth["joint"])
+            if outcomes[joint].full_turn:
+                continue
+            low, high = truth["stops"]  # type: ignore[misc]
+            saved = calibration[joint]
+            result.errors[joint] = max(abs(saved.range_min - low), abs(saved.range_max - high))
+        result.path = directory / f"{role}-{arm_seed}.json"
+        result.path.write_bytes(serialize_calibration(calibration))
+        return result

@@ -39,7 +39,7 @@ from so101d.calibration.validate import reference_band, shortest_travel
 from so101d.faults import PairFault
 from so101d.feetech import BusError, PortGone
 from so101d.feetech.registers import ENCODER_RESOLUTION, HALF_TURN, MAX_POSITION
-from so101d.motion import ArmGuard, seam_delta
+from so101d.motion import ArmGuard, SettingChange, seam_delta
 
 log = logging.getLogger("so101d.calibrate.auto")
 
@@ -53,6 +53,8 @@ _SHORT_FRACTION = 0.75  # of the shortest travel on any SO-101: "far short"
 _TEMPERATURE_EVERY = 10  # samples between temperature reads of the whole arm
 _COOL_POLL_S = 1.0
 _READ_TRIES = 4
+_STIFF_GAIN = 32  # the STS3215's factory P_Coefficient
+_SEAM_GUARD = 15  # ticks beyond the sweep's room: the reading frame is about to wrap
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ class AutoCancelled(Exception):
 
 class AutoEmergency(PairFault):
     """Too hot or too much current: every torque is off, the session ends."""
+
+
+class _LeftTheRoom(Exception):
+    """A joint past the ends of the sweep's turn (a stall taken for a stop was not one)."""
 
 
 @dataclass
@@ -229,6 +235,7 @@ class AutoCalibration:
         }
         self._encoder = dict(encoders)
         self._position = {joint: float(value) for joint, value in encoders.items()}
+        self._stiffen()
         self._home({joint: value - HALF_TURN for joint, value in encoders.items()})
         try:
             for joint in self.joints:
@@ -247,11 +254,19 @@ class AutoCalibration:
     def _calibrate_joint(self, joint: str) -> JointOutcome:
         if joint not in self.moving_joints():
             return JointOutcome(joint, full_turn=True, neutral=self._encoder[joint])
-        with self._reduced_torque(joint):
-            outcome = self._find_stops(joint)
-            if outcome.ok:
-                assert outcome.low is not None and outcome.high is not None
-                self._move_to(joint, (outcome.low + outcome.high) / 2)
+        try:
+            with self._reduced_torque(joint):
+                outcome = self._find_stops(joint)
+                if outcome.ok:
+                    assert outcome.low is not None and outcome.high is not None
+                    self._move_to(joint, (outcome.low + outcome.high) / 2)
+        except _LeftTheRoom as exc:
+            # Its goals would now wrap and drive it the long way round: torque off at once.
+            self.guard.release()
+            log.warning("%s %s: %s: torque off", self.role, joint, exc)
+            self._resync()
+            self.guard.torque_on_holding(calibrating=True)
+            return JointOutcome(joint, failure=f"{exc}: a stop found was not its end stop")
         return outcome
 
     @contextmanager
@@ -399,6 +414,9 @@ class AutoCalibration:
         self.sleep(self.settings.sample_period_s)
         effort = self._read_effort(joint)
         self._track(joint, effort.position)
+        low, high = self.guard.bounds[joint]
+        if not low - _SEAM_GUARD <= effort.position <= high + _SEAM_GUARD:
+            raise _LeftTheRoom(f"{joint} went past the end of the sweep's turn ({effort.position})")
         self._temperature(joint, effort.temperature_c)
         self._samples += 1
         if self._samples % _TEMPERATURE_EVERY == 0:
@@ -454,6 +472,17 @@ class AutoCalibration:
         self.guard.write_calibration(calibration)
         self._resync()
         self.guard.torque_on_holding(calibrating=True)
+
+    def _stiffen(self) -> None:
+        """The factory position gain for the run (LeRobot's 16 lags at speed under load, and
+        a lag must not pass for a stall); the pair's precheck and LeRobot's configure() set
+        16 again."""
+        gains = self.arm.sync_read("P_Coefficient")
+        self.guard.apply_settings(
+            SettingChange(joint, self.arm.motor_ids[joint], "P_Coefficient", gain, _STIFF_GAIN)
+            for joint, gain in gains.items()
+            if gain != _STIFF_GAIN
+        )
 
     def _rehome_beside(self, joint: str, stop: float, direction: int) -> None:
         """Home ``joint`` again so that its stop found opposite ``direction`` reads near the
