@@ -18,7 +18,6 @@ from so101d.sim import Fault
 from tests.calibrating import (
     assert_eeprom_holds,
     assert_saved_true_travel,
-    pose,
     state,
     straddle_the_seam,
     wait_step,
@@ -82,7 +81,8 @@ def test_a_seam_crossing_follower_is_calibrated_and_saved_without_wrapping(
     daemon.wait_state("teleop")
 
     def wrist_roll_at_its_middle() -> None:  # not swept: homed where it is left
-        pose(follower, {"wrist_roll": 0.5})
+        roll = follower.ground_truth()[4]
+        follower.set_joint("wrist_roll", (roll["mount"] - roll["homing_offset"]) % 4096)
         follower.release("wrist_roll")
 
     calibrating = started(daemon, wrist_roll_at_its_middle)

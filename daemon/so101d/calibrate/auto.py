@@ -311,11 +311,14 @@ class AutoCalibration:
             went = ", ".join(
                 f"{'down' if d < 0 else 'up'} {run.distance} ticks" for d, run in runs.items()
             )
+            suspects = "obstacle or cable?"
+            if joint in GRAVITY_JOINTS:
+                suspects = "the arm too heavy for the torque allowed, an obstacle or a cable?"
             return JointOutcome(
                 joint,
                 failure=(
                     f"stopped after {travel} ticks ({went}), far short of any SO-101's "
-                    f"{joint} (at least {shortest}): obstacle or cable?"
+                    f"{joint} (at least {shortest}): {suspects}"
                 ),
             )
         return JointOutcome(joint, low=low, high=high)

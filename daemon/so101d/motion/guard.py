@@ -219,9 +219,9 @@ class ArmGuard:
         emergency stop; lowering one never is."""
         motor = self.arm.motor_ids[joint]
         with self._lock:
-            if joint not in self._torque_limits:
-                self._torque_limits[joint] = self.arm.bus.read("Torque_Limit", motor)
-            if limit > self._torque_limits[joint]:
+            present = self.arm.bus.read("Torque_Limit", motor)
+            self._torque_limits.setdefault(joint, present)
+            if limit > present:
                 self.gate.check(f"{self.arm.role} {joint} torque limit", stop_move=True)
             self.arm.bus.write("Torque_Limit", motor, limit)
 
