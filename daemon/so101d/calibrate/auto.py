@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from so101d.arm import Effort
 from so101d.calibrate.stall import Baseline, StallDetector, StallRule
@@ -42,6 +42,7 @@ from so101d.feetech.registers import ENCODER_RESOLUTION, HALF_TURN, MAX_POSITION
 from so101d.motion import ArmGuard, SettingChange, seam_delta
 
 log = logging.getLogger("so101d.calibrate.auto")
+T = TypeVar("T")
 
 GRAVITY_JOINTS = ("shoulder_lift", "elbow_flex")
 _ROOM_CLEARANCE = 150  # ticks from the turn's end where a re-homed stop is placed
@@ -52,9 +53,8 @@ _SINK_TICKS = 40  # a joint this far back from its best while its goal is ahead:
 _SHORT_FRACTION = 0.75  # of the shortest travel on any SO-101: "far short"
 _TEMPERATURE_EVERY = 10  # samples between temperature reads of the whole arm
 _COOL_POLL_S = 1.0
-_READ_TRIES = 4
+_TRIES = 4
 _STIFF_GAIN = 32  # the STS3215's factory P_Coefficient
-_SEAM_GUARD = 15  # ticks beyond the sweep's room: the reading frame is about to wrap
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ class AutoCalibration:
                 self.outcomes[joint] = outcome
                 log.info("%s %s: %s", self.role, joint, _describe(outcome))
         finally:
-            self.guard.restore_torque_limits()
+            self._retrying(self.guard.restore_torque_limits)
         self._current, self.status = None, "done"
         self._report()
         return self.outcomes
@@ -271,11 +271,11 @@ class AutoCalibration:
 
     @contextmanager
     def _reduced_torque(self, joint: str) -> Iterator[None]:
-        self.guard.limit_torque(joint, self.settings.torque_limit(joint))
+        self._limit_torque(joint, self.settings.torque_limit(joint))
         try:
             yield
         finally:
-            self.guard.restore_torque_limits()
+            self._retrying(self.guard.restore_torque_limits)
 
     def _find_stops(self, joint: str) -> JointOutcome:
         baseline = self._baseline(joint)
@@ -307,6 +307,11 @@ class AutoCalibration:
     def _judged(self, joint: str, low: int, high: int, runs: Mapping[int, _Run]) -> JointOutcome:
         travel = high - low
         shortest = shortest_travel(joint) or 0
+        if travel <= 0:  # the second "stop" behind the first: the joint sank meanwhile
+            pct = self.settings.torque_limit(joint) / 10
+            return JointOutcome(
+                joint, failure=f"cannot hold against gravity at {pct:g} % torque: calibrate by hand"
+            )
         if travel < _SHORT_FRACTION * shortest:
             went = ", ".join(
                 f"{'down' if d < 0 else 'up'} {run.distance} ticks" for d, run in runs.items()
@@ -356,7 +361,7 @@ class AutoCalibration:
         start = self._position[joint]
         best = start
         limit = self.settings.torque_limit(joint)
-        self.guard.limit_torque(joint, limit)
+        self._limit_torque(joint, limit)
         detector = StallDetector(direction, baseline, limit, self.settings.stall)
         stalled_at: float | None = None
         deadline = self.clock() + 2 * ENCODER_RESOLUTION / self.settings.speed_ticks + 2.0
@@ -370,7 +375,7 @@ class AutoCalibration:
                 if again or stronger is None:
                     return _Run("stop", position, start)
                 stalled_at, limit = position, stronger
-                self.guard.limit_torque(joint, limit)
+                self._limit_torque(joint, limit)
                 detector = StallDetector(direction, baseline, limit, self.settings.stall)
             best = max(best, position) if direction > 0 else min(best, position)
             if direction * (best - position) > _SINK_TICKS:
@@ -378,13 +383,16 @@ class AutoCalibration:
                 if stronger is None:
                     return _Run("gravity", best, start)
                 best, limit = position, stronger
-                self.guard.limit_torque(joint, limit)
+                self._limit_torque(joint, limit)
                 detector = StallDetector(direction, baseline, limit, self.settings.stall)
             at_end = abs(self.guard.commanded.get(joint, 0.0) - far) < 0.5
             if at_end and abs(goal - position) < self.settings.stall.lead_ticks:
                 return _Run("room", position, start)
             if self.clock() > deadline:
                 return _Run("timeout", position, start)
+
+    def _limit_torque(self, joint: str, limit: int) -> None:
+        self._retrying(lambda: self.guard.limit_torque(joint, limit))
 
     def _stronger(self, joint: str, limit: int, current_ma: float) -> int | None:
         """The next torque limit to try a gravity joint's stall with, or None: none beyond
@@ -415,11 +423,14 @@ class AutoCalibration:
             speed = {joint: self.settings.speed_dps}
             self.guard.command({joint: target}, speed, stop_move=True)
         self.sleep(self.settings.sample_period_s)
-        effort = self._read_effort(joint)
+        effort = self._retrying(lambda: self.arm.read_effort(joint))
         self._track(joint, effort.position)
-        low, high = self.guard.bounds[joint]
-        if not low - _SEAM_GUARD <= effort.position <= high + _SEAM_GUARD:
-            raise _LeftTheRoom(f"{joint} went past the end of the sweep's turn ({effort.position})")
+        goal = self.guard.commanded.get(joint)
+        if goal is not None and abs(effort.position - goal) > HALF_TURN:
+            raise _LeftTheRoom(
+                f"{joint} went past the end of the sweep's turn (reads {effort.position}, "
+                f"its goal {goal:.0f})"
+            )
         self._temperature(joint, effort.temperature_c)
         self._samples += 1
         if self._samples % _TEMPERATURE_EVERY == 0:
@@ -429,17 +440,17 @@ class AutoCalibration:
         self._check_limits(joint, effort)
         return effort
 
-    def _read_effort(self, joint: str) -> Effort:
-        """A transient bus error (a late reply on a busy Pi) is read again; a vanished
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """A transient bus error (a late reply on a busy Pi) is tried again; a vanished
         board or a motor that keeps failing raises."""
-        for _ in range(_READ_TRIES - 1):
+        for _ in range(_TRIES - 1):
             try:
-                return self.arm.read_effort(joint)
+                return action()
             except PortGone:
                 raise
             except BusError as exc:
-                log.debug("%s %s: read again after %s", self.role, joint, exc)
-        return self.arm.read_effort(joint)
+                log.debug("%s: tried again after %s", self.role, exc)
+        return action()
 
     # -- frames ------------------------------------------------------------------------------
 
@@ -503,7 +514,8 @@ class AutoCalibration:
     # -- limits and reports ------------------------------------------------------------------
 
     def _read_temperatures(self) -> None:
-        for joint, value in self.arm.sync_read("Present_Temperature").items():
+        read = self._retrying(lambda: self.arm.sync_read("Present_Temperature"))
+        for joint, value in read.items():
             self._temperature(joint, value)
 
     def _temperature(self, joint: str, value: int) -> None:
