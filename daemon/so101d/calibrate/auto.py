@@ -179,7 +179,10 @@ class AutoCalibration:
             return 0.0
         band = reference_band(self.role, joint)
         travel = (band.mean or (band.low + band.high) / 2) if band else 2048
-        return 2.5 * travel / self.settings.speed_ticks + 1.0
+        seconds = 2.5 * travel / self.settings.speed_ticks + 1.0
+        # Measured: a joint carrying the arm takes about twice as long (its room on the
+        # turn, homed again, and stronger pushes).
+        return 2 * seconds if joint in GRAVITY_JOINTS else seconds
 
     def plan(self) -> dict[str, Any]:
         """What will move, how hard and for how long: shown before asking to confirm."""

@@ -88,11 +88,11 @@ def _follow_progress(
     shown = ""
     while True:
         state: dict[str, Any] = sessions.call("calibrate.state", session=session)
-        if not state["active"] or state["step"] not in ("confirming", "calibrating"):
-            out.write("\n" if terminal else "")
-            return state
         progress = state["auto"]["progress"]
         line = progress_line(progress) if progress else "starting..."
+        if not state["active"] or state["step"] not in ("confirming", "calibrating"):
+            out.write(f"\r\x1b[K{line}\n" if terminal else f"{line}\n")
+            return state
         if terminal:
             out.write(f"\r\x1b[K{line}")
         elif line != shown:
