@@ -200,8 +200,10 @@ class AutoCalibration:
                 f"the {self.role} will move on its own, one joint at a time "
                 f"({', '.join(moving)}), to each end stop and back to its middle, at "
                 f"{self.settings.speed_dps:g} °/s and at most "
-                f"{max(limits.values(), default=0):g} % torque, for about {seconds:.0f} s. "
-                "Clear the space around the arm first."
+                f"{max(limits.values(), default=0):g} % torque ({' and '.join(GRAVITY_JOINTS)} "
+                f"up to {self.settings.gravity_torque_limit_pct:g} % where the arm's weight "
+                f"needs it, under {self.settings.max_current_ma:g} mA), for about "
+                f"{seconds:.0f} s. Clear the space around the arm first."
             ),
         }
 
