@@ -93,7 +93,7 @@ class ArmResult:
     outcomes: dict[str, JointOutcome]
     sim_seconds: float
     peak_rise_c: int
-    errors: dict[str, int] = field(default_factory=dict)  # ticks, per saved stop pair
+    errors: dict[str, int] = field(default_factory=dict)  # ticks: found and saved stops
     path: Path | None = None  # the saved file, when every joint was found
 
     @property
@@ -109,6 +109,13 @@ def calibrate_virtual_arm(directory: Path, role: str, arm_seed: int) -> ArmResul
         outcomes = run.engine.run()
         run.guard.release()
         result = ArmResult(role, arm_seed, outcomes, run.clock() - began, run.engine.peak_rise_c)
+        for truth in run.arm.ground_truth():
+            outcome = outcomes[str(truth["joint"])]
+            if outcome.low is not None and outcome.high is not None:
+                low, high = truth["encoder_stops"]  # type: ignore[misc]
+                result.errors[outcome.joint] = max(
+                    _on_the_turn(outcome.low - low), _on_the_turn(outcome.high - high)
+                )
         if result.failed:
             return result
         calibration = saved_calibration(outcomes)
@@ -119,7 +126,13 @@ def calibrate_virtual_arm(directory: Path, role: str, arm_seed: int) -> ArmResul
                 continue
             low, high = truth["stops"]  # type: ignore[misc]
             saved = calibration[joint]
-            result.errors[joint] = max(abs(saved.range_min - low), abs(saved.range_max - high))
+            error = max(abs(saved.range_min - low), abs(saved.range_max - high))
+            result.errors[joint] = max(result.errors[joint], error)
         result.path = directory / f"{role}-{arm_seed}.json"
         result.path.write_bytes(serialize_calibration(calibration))
         return result
+
+
+def _on_the_turn(difference: int) -> int:
+    """The distance of two encoder readings, across the seam where that is shorter."""
+    return abs((difference + 2048) % 4096 - 2048)

@@ -51,6 +51,9 @@ _SAME_STALL = 15  # ticks: a stall again this close with more torque is the stop
 _CURRENT_HEADROOM = 0.8  # of the current limit: a stronger push must stay below it
 _SINK_TICKS = 40  # a joint this far back from its best while its goal is ahead: gravity won
 _SHORT_FRACTION = 0.75  # of the shortest travel on any SO-101: "far short"
+# A joint carrying the arm may stall where its weight balances the torque allowed: a stricter
+# bar (the simulator's weakest leaders stalled so at up to 80 % of that travel).
+_GRAVITY_SHORT_FRACTION = 0.9
 _TEMPERATURE_EVERY = 10  # samples between temperature reads of the whole arm
 _COOL_POLL_S = 1.0
 _TRIES = 4
@@ -317,7 +320,8 @@ class AutoCalibration:
             return JointOutcome(
                 joint, failure=f"cannot hold against gravity at {pct:g} % torque: calibrate by hand"
             )
-        if travel < _SHORT_FRACTION * shortest:
+        fraction = _GRAVITY_SHORT_FRACTION if joint in GRAVITY_JOINTS else _SHORT_FRACTION
+        if travel < fraction * shortest:
             went = ", ".join(
                 f"{'down' if d < 0 else 'up'} {run.distance} ticks" for d, run in runs.items()
             )
