@@ -47,6 +47,7 @@ T = TypeVar("T")
 GRAVITY_JOINTS = ("shoulder_lift", "elbow_flex")
 _ROOM_CLEARANCE = 150  # ticks from the turn's end where a re-homed stop is placed
 _ARRIVED_TICKS = 8
+_SETTLED_SAMPLES = 5  # samples without motion, the goal reached: a move is over
 _SAME_STALL = 15  # ticks: a stall again this close with more torque is the stop
 _CURRENT_HEADROOM = 0.8  # of the current limit: a stronger push must stay below it
 _SINK_TICKS = 40  # a joint this far back from its best while its goal is ahead: gravity won
@@ -418,10 +419,16 @@ class AutoCalibration:
         """To a continuous position (back off, the middle), thermal checks on the way."""
         target = self._as_reading(joint, position)
         deadline = self.clock() + ENCODER_RESOLUTION / self.settings.speed_ticks + 2.0
+        still = 0
         while abs(self._position[joint] - position) > _ARRIVED_TICKS:
+            before = self._position[joint]
             self._step(joint, target)
-            if self.clock() > deadline:
-                return  # a joint that cannot quite reach it (gravity) holds where it is
+            goal_there = abs(self.guard.commanded.get(joint, target) - target) < 0.5
+            moved = abs(self._position[joint] - before) >= 1
+            still = still + 1 if goal_there and not moved else 0
+            # A joint its weight holds short of the goal stays there: it has arrived.
+            if still >= _SETTLED_SAMPLES or self.clock() > deadline:
+                return
 
     def _step(self, joint: str, target: float | None) -> Effort:
         """One sample: a goal step towards ``target`` (reading ticks; None: hold), wait,
