@@ -26,6 +26,19 @@ _AT = {
 }
 _LOAD_FULL_SCALE = 1000  # Present_Load is in 0.1 % of the maximum torque
 _NO_FAULTS = ServoFault(0)
+_CURRENT = register("Present_Current")
+_EFFORT_SIZE = _CURRENT.end - _TELEMETRY_START
+CURRENT_UNIT_MA = 6.5  # Present_Current counts
+
+
+@dataclass(frozen=True)
+class Effort:
+    """What one motor does against its joint, read in a single transaction."""
+
+    position: int
+    load: int  # Present_Load, signed, 0.1 % of the maximum torque
+    temperature_c: int
+    current_ma: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,21 @@ class Arm:
             voltage_v=data[_AT["Present_Voltage"]] / 10,
             temperature_c=data[_AT["Present_Temperature"]],
             faults=faults,
+        )
+
+    def read_effort(self, joint: str) -> Effort:
+        """Position, load, temperature and current of one motor (error bits tolerated)."""
+        motor = self.motor_ids[joint]
+        try:
+            data = self.bus.read_bytes(motor, _TELEMETRY_START, _EFFORT_SIZE, "effort")
+        except ServoError as exc:
+            data = exc.payloads[motor]
+        at_current = _CURRENT.address - _TELEMETRY_START
+        return Effort(
+            position=_POSITION.decode(data[0:2]),
+            load=_LOAD.decode(data[_AT["Present_Load"] : _AT["Present_Load"] + 2]),
+            temperature_c=data[_AT["Present_Temperature"]],
+            current_ma=_CURRENT.decode(data[at_current : at_current + 2]) * CURRENT_UNIT_MA,
         )
 
     def _by_joint(self, values: Mapping[int, int]) -> dict[str, int]:

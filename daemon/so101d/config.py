@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,6 +108,7 @@ class Config:
     calibration_idle_timeout_s: float = 600.0  # a session no client asks about ends
     calibration_wrist_roll: str = "full_turn"  # LeRobot's 0..4095, or "sweep": as swept
     web: WebConfig = WebConfig()
+    autocal: dict[str, float] = field(default_factory=dict)  # [autocal] keys given
 
 
 class ConfigError(Exception):
@@ -203,6 +204,19 @@ _JOINT_DEGREES = _Range(-180, 180)
 _MOTOR_ID = _Range(0, MAX_ID)
 _STATS_INTERVAL = _Range(0.1, 3600)
 _IDLE_TIMEOUT = _Range(1, 86400)
+# [autocal]: the automatic calibration's limits; absent keys keep its defaults.
+AUTOCAL_KEYS: dict[str, _Range] = {
+    "torque_limit_pct": _Range(1, 100),
+    "gripper_torque_limit_pct": _Range(1, 100),
+    "gravity_torque_limit_pct": _Range(1, 100),
+    "speed_dps": _Range(1, 180),
+    "warn_temperature_c": _Range(20, 70),
+    "pause_temperature_c": _Range(20, 70),
+    "resume_temperature_c": _Range(20, 70),
+    "stop_temperature_c": _Range(20, 70),
+    "max_current_ma": _Range(100, 3000),
+    "cooldown_s": _Range(0, 3600),
+}
 
 
 def load_config(path: str | Path) -> Config:
@@ -276,6 +290,7 @@ def _read_config(top: _Table) -> Config | None:
         )
     else:
         pair_tables = top.collect(lambda: top.table("pair"), None)
+    autocal = top.collect(lambda: _read_autocal(top), dict[str, float]())
     top.reject_unknown()
     top.collect(lambda: _check_socket_path(top, socket), None)
     tables = _pair_tables(pair_tables) if pair_tables is not None else []
@@ -293,6 +308,7 @@ def _read_config(top: _Table) -> Config | None:
         calibration_idle_timeout_s=idle_timeout_s,
         calibration_wrist_roll=wrist_roll,
         web=web,
+        autocal=autocal,
     )
 
 
@@ -321,6 +337,21 @@ def _listen_address(table: _Table, value: object) -> tuple[str, int] | None:
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise table.error("listen", usage + " (port 1..65535)", value)
     return host, int(port)
+
+
+def _read_autocal(top: _Table) -> dict[str, float]:
+    table = top.optional_table("autocal")
+    if table is None:
+        return {}
+    values: dict[str, float] = {}
+    for key, allowed in AUTOCAL_KEYS.items():
+        if table.has(key):
+            try:
+                values[key] = table.number(key, None, allowed)
+            except ConfigError as exc:
+                table.errors.append(exc)
+    table.reject_unknown()
+    return values
 
 
 def _pair_tables(pairs: _Table) -> list[tuple[str, _Table]]:

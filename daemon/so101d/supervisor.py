@@ -23,7 +23,7 @@ from typing import Any
 
 from so101d import __version__
 from so101d.api import ApiError, ApiServer
-from so101d.calibrate.desk import CalibrationDesk, session_settings
+from so101d.calibrate.desk import CalibrationDesk, auto_settings, session_settings
 from so101d.checking import arm_file_state
 from so101d.config import Config
 from so101d.devices import DeviceWatcher
@@ -64,7 +64,9 @@ class Supervisor:
         self._started_at: dict[str, float] = {}
         ports = [arm.port for pair in config.pairs.values() for arm in (pair.leader, pair.follower)]
         self.watcher = DeviceWatcher(ports, self._devices_changed)
-        self.calibration = CalibrationDesk(config.pairs, self.runners, session_settings(config))
+        self.calibration = CalibrationDesk(
+            config.pairs, self.runners, session_settings(config), auto_settings(config)
+        )
         self.api = ApiServer(
             config.socket,
             {

@@ -3,9 +3,18 @@
 Methods (params in parentheses; every reply is the session's full state, see
 :meth:`so101d.calibrate.session.CalibrationSession.state`):
 
-* ``calibrate.start`` (``pair``, default the only pair; ``arm``: ``leader`` | ``follower``):
-  pauses the pair and starts a session in step ``starting``. 409 while any session is
-  active, naming it.
+* ``calibrate.start`` (``pair``, default the only pair; ``arm``: ``leader`` | ``follower``;
+  ``auto``: true for the automatic calibration): pauses the pair and starts a session in
+  step ``starting``. 409 while any session is active, naming it. An automatic session
+  stops in ``confirming`` with ``auto.plan`` (what moves, how hard, ``estimated_s``, a
+  ``message`` to show) until ``calibrate.confirm``; while ``calibrating``, ``auto.progress``
+  is ``{"status", "current_motor", "progress", "temperatures", "time_elapsed",
+  "estimated_remaining"}``; then the review as below, or ``sweeping`` with ``auto.failed``
+  (the joints to sweep by hand, the others kept).
+* ``calibrate.confirm``: let the automatic calibration move the arm (``confirming`` ->
+  ``calibrating``).
+* ``calibrate.telemetry``: every sample of the automatic calibration (``samples``: time,
+  joint, position, goal, current_ma, load, temperature_c).
 * ``calibrate.state`` (``session``, optional): the live state of the active session, else
   of the last one (``{"session": null}`` before the first). This is the live stream of
   joint readings: ``seq`` grows with every reading (50 Hz) and step, and clients poll at
@@ -29,9 +38,11 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from so101d.api import CONFLICT, UNPROCESSABLE, ApiError, Handler
+from so101d.calibrate.auto import AutoSettings
 from so101d.calibrate.session import (
     ArmHost,
     CalibrationSession,
@@ -53,8 +64,10 @@ class CalibrationDesk:
         pairs: Mapping[str, PairConfig],
         hosts: Mapping[str, ArmHost],
         settings: SessionSettings,
+        auto: AutoSettings | None = None,
     ) -> None:
         self.pairs, self.hosts, self.settings = pairs, hosts, settings
+        self.auto = auto or AutoSettings()
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self.session: CalibrationSession | None = None  # the active one, else the last
@@ -66,6 +79,8 @@ class CalibrationDesk:
         return {
             "calibrate.start": self.start,
             "calibrate.state": step(lambda session: None),
+            "calibrate.confirm": step(CalibrationSession.confirm),
+            "calibrate.telemetry": self.telemetry,
             "calibrate.capture": step(CalibrationSession.capture),
             "calibrate.done": step(CalibrationSession.done),
             "calibrate.save": step(CalibrationSession.save),
@@ -129,6 +144,7 @@ class CalibrationDesk:
                 Target(pair, role, arm.id),
                 self.hosts[pair],
                 self.settings,
+                auto=self.auto if params.get("auto") is True else None,
             )
             self.session = session
         session.start()
@@ -139,6 +155,10 @@ class CalibrationDesk:
         session.abort()
         session.wait()  # one sampling period and a torque off: the reply is the end state
         return session.state()
+
+    def telemetry(self, params: dict[str, Any]) -> dict[str, Any]:
+        session = self._chosen(params)
+        return {"session": session.ident, "samples": session.telemetry()}
 
     def _on_session(
         self, params: dict[str, Any], action: Callable[[CalibrationSession], None]
@@ -174,6 +194,13 @@ class CalibrationDesk:
         if pair not in self.pairs:
             raise ApiError(f"no pair named {pair!r}; pairs: {', '.join(self.pairs)}")
         return str(pair)
+
+
+def auto_settings(config: Config) -> AutoSettings:
+    """The [autocal] keys of the config over the defaults; wrist_roll as the sessions do."""
+    changes: dict[str, Any] = dict(config.autocal)
+    changes["full_turn_wrist_roll"] = config.calibration_wrist_roll == "full_turn"
+    return replace(AutoSettings(), **changes)
 
 
 def session_settings(config: Config) -> SessionSettings:

@@ -13,7 +13,7 @@ from typing import Any
 
 from so101d.api import ApiError
 from so101d.arm import Arm
-from so101d.calibrate.desk import CalibrationDesk, session_settings
+from so101d.calibrate.desk import CalibrationDesk, auto_settings, session_settings
 from so101d.calibration.model import Role
 from so101d.config import Config, PairConfig
 from so101d.faults import PairFault
@@ -61,7 +61,9 @@ class LocalSessions:
 
     def __init__(self, config: Config) -> None:
         hosts = {name: PortHost(pair) for name, pair in config.pairs.items()}
-        self.desk = CalibrationDesk(config.pairs, hosts, session_settings(config))
+        self.desk = CalibrationDesk(
+            config.pairs, hosts, session_settings(config), auto_settings(config)
+        )
         self._handlers = self.desk.handlers()
 
     def call(self, method: str, **params: Any) -> Any:

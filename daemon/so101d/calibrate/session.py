@@ -8,6 +8,14 @@ from any step with the reason (a request, an emergency stop, a bus error or unpl
 timeout, the daemon stopping). Abort is idempotent; a session that has ended keeps its last
 state for the clients that look.
 
+An automatic session (:mod:`so101d.calibrate.auto`) goes ``starting`` -> ``confirming``
+(what will move and for how long; nothing moves until "confirm") -> ``calibrating`` (the
+arm drives each joint to its stops; ``auto.progress`` live) -> ``review``, the same review
+and save. A joint it could not calibrate is kept out: the session goes to ``sweeping`` with
+the found joints fixed, and the person sweeps only the failed ones by hand. The servos hold
+sweep homing offsets meanwhile: an automatic session that ends without saving writes the
+calibration they held before back (best effort; the pair's precheck fixes the rest).
+
 The session's own thread is the only one touching the bus: it samples positions, saves and
 writes the EEPROM (through the arm guard, torque confirmed off). Requests from clients only
 change the step under a lock, so they return at once. Every client request touches the
@@ -27,6 +35,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from so101d.calibrate.auto import (
+    AutoCalibration,
+    AutoCancelled,
+    AutoEmergency,
+    AutoSettings,
+    JointOutcome,
+    as_sweep,
+)
 from so101d.calibrate.sweep import (
     JointSweep,
     encoder_ticks,
@@ -34,7 +50,7 @@ from so101d.calibrate.sweep import (
     judge,
     unswept_joints,
 )
-from so101d.calibration.eeprom import compare_servo_calibration
+from so101d.calibration.eeprom import compare_servo_calibration, read_servo_calibration
 from so101d.calibration.files import CalibrationFileError, read_calibration
 from so101d.calibration.locate import calibration_path, locate_calibration
 from so101d.calibration.model import ArmCalibration, Role
@@ -55,6 +71,8 @@ ABORT_WAIT_S = 5.0
 
 class Step(enum.StrEnum):
     STARTING = "starting"
+    CONFIRMING = "confirming"
+    CALIBRATING = "calibrating"
     HOMING = "homing"
     SWEEPING = "sweeping"
     REVIEW = "review"
@@ -63,7 +81,15 @@ class Step(enum.StrEnum):
     ABORTED = "aborted"
 
 
-ACTIVE_STEPS = (Step.STARTING, Step.HOMING, Step.SWEEPING, Step.REVIEW, Step.SAVING)
+ACTIVE_STEPS = (
+    Step.STARTING,
+    Step.CONFIRMING,
+    Step.CALIBRATING,
+    Step.HOMING,
+    Step.SWEEPING,
+    Step.REVIEW,
+    Step.SAVING,
+)
 
 
 class StepRefused(Exception):
@@ -117,6 +143,14 @@ class _End:
     resume: bool  # the pair goes back to teleop afterwards
 
 
+class _Ended(Exception):
+    """The session ended before its sampling loop (while confirming or calibrating)."""
+
+    def __init__(self, end: _End) -> None:
+        super().__init__(end.reason)
+        self.end = end
+
+
 class CalibrationSession:
     """A session's state machine and its sampling thread."""
 
@@ -127,8 +161,10 @@ class CalibrationSession:
         host: ArmHost,
         settings: SessionSettings,
         clock: Callable[[], float] = time.monotonic,
+        auto: AutoSettings | None = None,
     ) -> None:
         self.ident, self.target, self.host, self.settings = ident, target, host, settings
+        self.auto = auto
         self.clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -147,6 +183,12 @@ class CalibrationSession:
         self._new: ArmCalibration | None = None
         self._findings: list[Finding] = []
         self._saved: list[dict[str, str | None]] = []
+        self._fixed: set[str] = set()  # joints the automatic calibration found: not swept
+        self._plan: dict[str, Any] | None = None
+        self._progress: dict[str, Any] | None = None
+        self._outcomes: dict[str, JointOutcome] = {}
+        self._telemetry: list[dict[str, Any]] = []
+        self._held_before: ArmCalibration | None = None  # the EEPROM before sweep homing
 
     @property
     def label(self) -> str:
@@ -166,6 +208,18 @@ class CalibrationSession:
     def touch(self) -> None:
         self._touched = self.clock()
 
+    def confirm(self) -> None:
+        """Let the automatic calibration move the arm (after showing its plan)."""
+        with self._lock:
+            self._require(Step.CONFIRMING, "confirm the automatic calibration")
+            self._set_step(Step.CALIBRATING, "the arm calibrates itself: keep clear")
+        self._wake.set()
+
+    def telemetry(self) -> list[dict[str, Any]]:
+        """Every sample of the automatic calibration so far."""
+        with self._lock:
+            return list(self._telemetry)
+
     def capture(self) -> None:
         """Record the neutral pose: the sweep starts from here."""
         with self._lock:
@@ -183,14 +237,17 @@ class CalibrationSession:
             unswept = unswept_joints(self._sweeps, self.target.role, full_turn=self._full_turn)
             if unswept:
                 raise NotSwept(unswept)
-            self._new = {
-                joint: joint_calibration(
-                    joint, self._motor_ids[joint], sweep, full_turn=self._full_turn
-                )
-                for joint, sweep in self._sweeps.items()
-            }
-            self._findings = check_calibration(self._new, self.target.role, self._motor_ids)
-            self._set_step(Step.REVIEW, "review the new calibration, then save or abort")
+            self._to_review()
+
+    def _to_review(self) -> None:
+        self._new = {
+            joint: joint_calibration(
+                joint, self._motor_ids[joint], sweep, full_turn=self._full_turn
+            )
+            for joint, sweep in self._sweeps.items()
+        }
+        self._findings = check_calibration(self._new, self.target.role, self._motor_ids)
+        self._set_step(Step.REVIEW, "review the new calibration, then save or abort")
 
     def save(self) -> None:
         """Save the reviewed calibration (files, then the EEPROM), in the session's thread."""
@@ -240,7 +297,19 @@ class CalibrationSession:
                 ),
                 "review": self._review() if self._new is not None else None,
                 "saved": list(self._saved),
+                "auto": self._auto_state(),
             }
+
+    def _auto_state(self) -> dict[str, Any] | None:
+        if self.auto is None:
+            return None
+        return {
+            "plan": self._plan,
+            "progress": self._progress,
+            "joints": {joint: o.as_dict() for joint, o in self._outcomes.items()},
+            "failed": sorted(j for j, o in self._outcomes.items() if not o.ok),
+            "samples": len(self._telemetry),
+        }
 
     # -- the session's thread ------------------------------------------------------------------
 
@@ -250,7 +319,11 @@ class CalibrationSession:
         try:
             guard = self.host.lend_arm(self.target.role, self.label, lambda: self._end is not None)
             self._begin(guard)
+            if self.auto is not None:
+                self._calibrate_automatically(guard, self.auto)
             end = self._sample_until_end(guard)
+        except _Ended as ended:
+            end = ended.end
         except PortGone as exc:
             end = _End(Step.ABORTED, f"the {self.target.role}'s board went away: {exc}", True)
         except (BusError, PairFault, OSError) as exc:
@@ -266,6 +339,7 @@ class CalibrationSession:
                 end = replace(end, resume=False)  # saved just before an e-stop: no resume
             if guard is not None and end.step is Step.ABORTED:
                 guard.release()  # limp already; an e-stop wants it read back once more
+                self._put_back(guard)
             self.host.return_arm(guard, resume=end.resume)
             self._finish(end)
 
@@ -281,6 +355,77 @@ class CalibrationSession:
                 Step.HOMING,
                 "move the arm to the middle of its range (every joint), then capture",
             )
+
+    # -- the automatic calibration (in the session's thread) -----------------------------------
+
+    def _calibrate_automatically(self, guard: ArmGuard, settings: AutoSettings) -> None:
+        engine = AutoCalibration(
+            guard,
+            replace(settings, full_turn_wrist_roll=self._full_turn),
+            clock=self.clock,
+            cancelled=lambda: self._end is not None,
+            on_progress=self._on_progress,
+            telemetry=self._telemetry,
+        )
+        with self._lock:
+            self._plan = engine.plan()
+            self._set_step(Step.CONFIRMING, "confirm: " + self._plan["message"])
+        self._wait_for_confirmation()
+        self._held_before = read_servo_calibration(guard.arm.bus, guard.arm.motor_ids)
+        try:
+            outcomes = engine.run()
+        except AutoCancelled:
+            raise _Ended(self._end or _End(Step.ABORTED, "cancelled", True)) from None
+        except AutoEmergency as exc:
+            raise _Ended(_End(Step.ABORTED, exc.reason, resume=False)) from None
+        finally:
+            guard.release()  # the review and the save need the arm limp
+        present = guard.arm.sync_read("Present_Position")
+        with self._lock:
+            self._outcomes, self._offsets, self._present = outcomes, engine.offsets, present
+            self._sweeps = {
+                joint: as_sweep(o)
+                if o.ok
+                else JointSweep.at_neutral(encoder_ticks(present[joint], engine.offsets[joint]))
+                for joint, o in outcomes.items()
+            }
+            self._fixed = {joint for joint, o in outcomes.items() if o.ok}
+            failed = [joint for joint, o in outcomes.items() if not o.ok]
+            if not failed:
+                self._to_review()
+                return
+            listed = "; ".join(f"{j}: {outcomes[j].failure}" for j in failed)
+            self._set_step(
+                Step.SWEEPING,
+                f"not calibrated automatically: {listed}. Sweep only {', '.join(failed)} by "
+                "hand from end stop to end stop (the others are kept), then done",
+            )
+
+    def _wait_for_confirmation(self) -> None:
+        while self.step is Step.CONFIRMING:
+            if self._end is not None:
+                raise _Ended(self._end)
+            idle = self.clock() - self._touched
+            if idle > self.settings.idle_timeout_s:
+                raise _Ended(
+                    _End(Step.ABORTED, f"idle timeout: not confirmed in {idle:.0f} s", True)
+                )
+            self._wake.wait(self.settings.sample_period_s)
+            self._wake.clear()
+
+    def _on_progress(self, progress: dict[str, Any]) -> None:
+        with self._lock:
+            self._progress = progress
+            self.seq += 1
+
+    def _put_back(self, guard: ArmGuard) -> None:
+        """The calibration the servos held before the sweep homing, written back."""
+        if self._held_before is None:
+            return
+        try:
+            guard.write_calibration(self._held_before)
+        except (BusError, PairFault) as exc:
+            log.warning("%s: the servos' previous calibration not restored: %s", self.label, exc)
 
     def _sample_until_end(self, guard: ArmGuard) -> _End:
         failing_since: float | None = None
@@ -311,7 +456,8 @@ class CalibrationSession:
             self._present = present
             if self.step is Step.SWEEPING:
                 for joint, raw in present.items():
-                    self._sweeps[joint].update(encoder_ticks(raw, self._offsets[joint]))
+                    if joint not in self._fixed:
+                        self._sweeps[joint].update(encoder_ticks(raw, self._offsets[joint]))
             self.seq += 1
 
     def _save(self, guard: ArmGuard) -> _End:

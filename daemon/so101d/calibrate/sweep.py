@@ -112,18 +112,18 @@ def joint_calibration(
 ) -> MotorCalibration:
     """The homing offset and range to save for one swept joint (see the module docstring)."""
     if full_turn and joint == WRIST_ROLL:
-        offset, _ = _encodable(sweep.neutral_offset)
+        offset, _ = encodable_offset(sweep.neutral_offset)
         return MotorCalibration(motor_id, 0, offset, 0, MAX_POSITION)
     offset = sweep.neutral_offset
     if sweep.crosses_seam:
         offset = (sweep.low + sweep.high) // 2 - HALF_TURN
-    offset, shift = _encodable(offset)
+    offset, shift = encodable_offset(offset)
     low = sweep.low - offset - shift
     high = sweep.high - offset - shift
     return MotorCalibration(motor_id, 0, offset, max(0, low), min(MAX_POSITION, max(high, low + 1)))
 
 
-def _encodable(offset: int) -> tuple[int, int]:
+def encodable_offset(offset: int) -> tuple[int, int]:
     """``offset`` as the servo's sign-magnitude register holds it (-2047..2047), and the
     whole turns taken out of it (readings are the same modulo one turn); an offset of -2048,
     which the register cannot hold, becomes -2047 (every reading one tick less)."""

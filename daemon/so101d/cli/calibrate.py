@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from so101d.api import ApiClient, ApiError, DaemonNotRunning
 from so101d.calibrate.local import LocalSessions
+from so101d.cli.calibrate_auto import NO_TERMINAL_NO_YES, run_auto, save_telemetry
 from so101d.cli.calibrate_wizard import Sessions, Wizard, elapsed, is_terminal, terminal_keys
 from so101d.cli.config import add_config_option
 from so101d.cli.status import Parsers, socket_path
@@ -43,12 +45,31 @@ def register(subparsers: Parsers) -> None:
         action="store_true",
         help="sweep one joint at a time: Enter moves to the next joint",
     )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="automatic: the arm drives each joint gently to its end stops by itself "
+        "(says what moves and asks first)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --auto: move without asking (the space around the arm is clear); "
+        "without a terminal, also save a review without errors",
+    )
+    parser.add_argument(
+        "--save-telemetry",
+        metavar="FILE",
+        type=Path,
+        help="with --auto: write every sample (time, joint, position, goal, current, load, "
+        "temperature) to FILE as JSON",
+    )
     parser.set_defaults(handler=calibrate)
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    if not is_terminal():
-        print(NOT_A_TERMINAL, file=sys.stderr)
+    if not is_terminal() and not (args.auto and args.yes):
+        print(NO_TERMINAL_NO_YES if args.auto else NOT_A_TERMINAL, file=sys.stderr)
         return 2
     path = socket_path(args, "calibrate")
     if path is None:
@@ -64,7 +85,8 @@ def calibrate(args: argparse.Namespace) -> int:
             sessions, current = local, {"session": None}
             print("no daemon running: calibrating directly on the port")
         state = _attach_or_start(sessions, current, args)
-        code = _run_wizard(sessions, state, args)
+        run = _run_auto if args.auto else _run_wizard
+        code = run(sessions, state, args)
     except (ApiError, ConfigError) as exc:
         print(f"so101d calibrate: {exc}", file=sys.stderr)
         return 1
@@ -86,12 +108,26 @@ def _attach_or_start(
     if args.arm is None:
         raise ApiError("no session to re-attach to: say which arm with --arm leader|follower")
     params = {"arm": args.arm, **({"pair": args.pair} if args.pair else {})}
+    if args.auto:
+        params["auto"] = True
     state: dict[str, Any] = sessions.call("calibrate.start", **params)
     return state
 
 
 def _matches(state: dict[str, Any], args: argparse.Namespace) -> bool:
     return args.pair in (None, state["pair"]) and args.arm in (None, state["arm"])
+
+
+def _run_auto(sessions: Sessions, state: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        return run_auto(sessions, state, yes=args.yes, terminal=is_terminal(), out=sys.stdout)
+    except KeyboardInterrupt:
+        Wizard(sessions, sys.stdout).abort(state["session"])
+        return 130
+    finally:
+        if args.save_telemetry is not None:
+            count = save_telemetry(sessions, state["session"], args.save_telemetry)
+            print(f"telemetry: {count} samples in {args.save_telemetry}")
 
 
 def _run_wizard(sessions: Sessions, state: dict[str, Any], args: argparse.Namespace) -> int:

@@ -91,16 +91,20 @@ class ArmGuard:
         self._lock = threading.RLock()
         self._commanded: dict[str, float] = {}  # the joints with torque on, and their goals
         self._last_write = 0.0
-        margin = round(degrees_to_ticks(limits.margin_deg))
-        self.bounds = {
-            joint: _shrink(cal.range_min, cal.range_max, margin)
-            for joint, cal in arm.calibration.items()
-        }
+        self._torque_limits: dict[str, int] = {}  # joint -> Torque_Limit before limit_torque
+        self.bounds = self._bounds(arm.calibration)
 
     @property
     def commanded(self) -> dict[str, float]:
         """The goals of the torqued joints (empty when the arm is limp)."""
         return dict(self._commanded)
+
+    def _bounds(self, calibration: ArmCalibration) -> dict[str, tuple[float, float]]:
+        margin = round(degrees_to_ticks(self.limits.margin_deg))
+        return {
+            joint: _shrink(cal.range_min, cal.range_max, margin)
+            for joint, cal in calibration.items()
+        }
 
     def clamp(self, joint: str, ticks: float) -> float:
         low, high = self.bounds[joint]
@@ -108,17 +112,20 @@ class ArmGuard:
 
     # -- torque on ---------------------------------------------------------------------------
 
-    def torque_on_holding(self) -> dict[str, int]:
+    def torque_on_holding(self, *, calibrating: bool = False) -> dict[str, int]:
         """Torque on every motor without motion: goal = present, read back, then torque.
 
         Refused (MotionRefused) while the gate is closed, checked again immediately before
-        torque-on. Any failure releases every motor and raises PairFault with the reason.
+        torque-on; ``calibrating``: the automatic calibration's own motion, which the pause
+        its session holds allows and an emergency stop refuses. Any failure releases every
+        motor and raises PairFault with the reason.
         """
+        what = f"{self.arm.role} torque on"
         with self._lock:
-            self.gate.check(f"{self.arm.role} torque on")
+            self.gate.check(what, stop_move=calibrating)
             try:
                 present = self._goals_at_present()
-                self.gate.check(f"{self.arm.role} torque on")
+                self.gate.check(what, stop_move=calibrating)
                 self._torque_each_on()
             except BaseException:
                 self._release_locked()
@@ -205,8 +212,9 @@ class ArmGuard:
         """Move the torqued joints toward ``targets`` (ticks): clamped, speed-limited, gated.
 
         ``speeds_dps`` may ask for slower joints; nothing goes faster than the limit. Joints
-        without torque get no goal. ``stop_move`` marks the stop policy's rest move, which a
-        pause allows and an emergency stop refuses. Returns the goals written.
+        without torque get no goal. ``stop_move`` marks the stop policy's rest move (or the
+        automatic calibration's motion), which a pause allows and an emergency stop refuses.
+        Returns the goals written.
         """
         with self._lock:
             self.gate.check(f"{self.arm.role} motion", stop_move=stop_move)
@@ -227,6 +235,27 @@ class ArmGuard:
             goals = {joint: round(value) for joint, value in self._commanded.items()}
             self.arm.write_goals(goals)
             return goals
+
+    # -- torque limit (RAM) ----------------------------------------------------------------------
+
+    def limit_torque(self, joint: str, limit: int) -> None:
+        """Set one joint's RAM Torque_Limit (0.1 % units); the first value is kept for
+        :meth:`restore_torque_limits`. Raising a limit is motion-relevant: refused by an
+        emergency stop; lowering one never is."""
+        motor = self.arm.motor_ids[joint]
+        with self._lock:
+            present = self.arm.bus.read("Torque_Limit", motor)
+            self._torque_limits.setdefault(joint, present)
+            if limit > present:
+                self.gate.check(f"{self.arm.role} {joint} torque limit", stop_move=True)
+            self.arm.bus.write("Torque_Limit", motor, limit)
+
+    def restore_torque_limits(self) -> None:
+        """Every Torque_Limit changed by :meth:`limit_torque` back to what it was."""
+        with self._lock:
+            for joint, limit in list(self._torque_limits.items()):
+                self.arm.bus.write("Torque_Limit", self.arm.motor_ids[joint], limit)
+                del self._torque_limits[joint]
 
     # -- torque off ----------------------------------------------------------------------------
 
@@ -307,13 +336,16 @@ class ArmGuard:
                 bus.write("Lock", change.motor, 1)
 
     def write_calibration(self, calibration: ArmCalibration) -> None:
-        """Write a validated calibration to the servos' EEPROM, torque confirmed off first."""
+        """Write a validated calibration to the servos' EEPROM, torque confirmed off first.
+
+        The clamp follows: the servos now limit their goals to these ranges."""
         with self._lock:
             self._require_limp("writing the calibration to the servos")
             released = self._release_locked()
             if not released.ok:
                 raise PairFault(f"{released.describe()}; calibration not written")
             write_servo_calibration(self.arm.bus, calibration)
+            self.bounds.update(self._bounds(calibration))
 
     def _require_limp(self, what: str) -> None:
         if self._commanded:

@@ -104,8 +104,12 @@ class VirtualArm:
         motion: str | None = None,
         drop_locked_eeprom_writes: bool = False,
         fidelity: Fidelity | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: the simulated time's source (a virtual clock runs the physics faster
+        than real time: it advances only when its owner says so)."""
         self._role = check_role(role)
+        self._clock = clock
         self._seed = seed
         self._fidelity = fidelity or Fidelity()
         self._variant = VARIANTS[role]
@@ -567,7 +571,7 @@ class VirtualArm:
                 self._advance_to(min(target, self._time + chunk))
 
     def _now(self) -> float:
-        return time.monotonic() + self._skew
+        return self._clock() + self._skew
 
     def _advance(self) -> None:
         self._advance_to(self._now())
