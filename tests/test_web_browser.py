@@ -4,6 +4,7 @@ expect), never a sleep; the scripted hand moves the virtual arms."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from playwright.sync_api import expect
 
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import Role
+from so101d.calibration.validate import validate_file
 from so101d.sim.calibration_files import save_matching_calibration
 from tests.browser import chromium, open_dashboard
 from tests.calibrating import (
@@ -34,6 +36,7 @@ __all__ = ["chromium"]  # the fixture, imported for the tests below
 
 ABORTED = "Calibration was aborted (bus error or arm disconnected). Close and retry."
 PAGE_TIMEOUT_MS = 60_000  # a bound on a hung test on a loaded machine, not a timing
+AUTO_RUN_TIMEOUT_MS = 240_000  # an automatic run of about 45 s of motion, on a loaded machine
 
 
 @pytest.fixture
@@ -59,10 +62,15 @@ def button(page: Any, name: str) -> Any:
     return page.locator("#wizard").get_by_role("button", name=name, exact=True)
 
 
+def choose(page: Any, role: str, how: str) -> None:
+    """The card's "Calibrate <role>", then "Calibrate by hand" or "Calibrate automatically"."""
+    card = page.get_by_label(f"Calibration of the {role}")
+    card.get_by_role("button", name=f"Calibrate {role}").click()
+    card.get_by_role("button", name=f"Calibrate {how}").click()
+
+
 def start_wizard(page: Any, role: str) -> None:
-    page.get_by_label(f"Calibration of the {role}").get_by_role(
-        "button", name=f"Calibrate {role}"
-    ).click()
+    choose(page, role, "by hand")
     expect(button(page, "Capture neutral")).to_be_enabled()
 
 
@@ -115,6 +123,92 @@ def test_the_wizard_calibrates_end_to_end_and_a_reload_mid_sweep_re_attaches(
     assert_clean_log(daemon)
 
 
+@pytest.mark.timeout(600)
+def test_the_automatic_wizard_shows_the_plan_moves_on_start_and_saves(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup, work: Path
+) -> None:
+    daemon, _ = running
+    follower = pair.follower
+    expect(page.locator(".state-name")).to_have_text("teleop")
+    choose(page, "follower", "automatically")
+    body = page.locator("#wizard-body")
+    expect(body).to_contain_text("will move on its own")
+    expect(body).to_contain_text("Clear the space around the arm")
+    expect(page.locator(".steps li.current")).to_have_text("1 Plan")
+    assert state(daemon)["step"] == "confirming"  # nothing moves before Start
+    roll = follower.ground_truth()[4]  # not swept: homed where it is left
+    follower.set_joint("wrist_roll", (roll["mount"] - roll["homing_offset"]) % 4096)
+    follower.release("wrist_roll")
+    button(page, "Start").click()
+
+    expect(page.locator(".steps li.current")).to_have_text("2 Moving on its own")
+    progress = body.locator("p.progress")
+    expect(progress).to_contain_text("shoulder_pan")
+    expect(progress).to_contain_text(" s left")
+    expect(body.locator("progress")).to_be_visible()
+    expect(body.locator("tr", has_text="gripper")).to_be_visible()  # its temperature
+    later = re.compile(r"3/6 motors\s+wrist_flex")  # three done, the fourth moving
+    expect(progress).to_contain_text(later, timeout=AUTO_RUN_TIMEOUT_MS)
+
+    expect(button(page, "Save")).to_be_enabled(timeout=AUTO_RUN_TIMEOUT_MS)
+    path = calibration_path(work / "calibration", Role.FOLLOWER, "main_follower")
+    expect(body).to_contain_text(f"file: {path}")
+    expect(body).to_contain_text("validator: ok")
+    button(page, "Save").click()
+    expect(page.locator("#wizard-help")).to_contain_text("Saved.")
+    report = validate_file(path, Role.FOLLOWER)
+    assert report.usable, [f.message for f in report.findings]
+    assert_eeprom_holds(follower, assert_saved_true_travel(path, follower))
+    daemon.wait_state("teleop")
+    expect(page.locator(".state-name")).to_have_text("teleop")
+
+
+def start_automatic(page: Any) -> None:
+    """The follower's automatic calibration, confirmed with Start, moving its first joint."""
+    choose(page, "follower", "automatically")
+    expect(page.locator("#wizard-body")).to_contain_text("Clear the space around the arm")
+    button(page, "Start").click()
+    expect(page.locator("#wizard-body p.progress")).to_contain_text("shoulder_pan")
+
+
+def test_cancel_mid_run_asks_to_stop_and_stop_ends_it_with_the_arm_limp(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
+) -> None:
+    daemon, _ = running
+    start_automatic(page)
+    button(page, "Cancel").click()
+    expect(page.locator("#wizard-confirm")).to_contain_text("Stop the automatic calibration?")
+    button(page, "Keep calibrating").click()
+    expect(page.locator("#wizard-confirm")).to_be_hidden()
+    assert state(daemon)["step"] == "calibrating"
+    button(page, "Cancel").click()
+    button(page, "Stop").click()
+    expect(page.locator("#wizard")).to_be_hidden()
+    wait_for(lambda: state(daemon)["step"] == "aborted")
+    assert torque_enabled(pair.follower) == [0] * 6
+    daemon.wait_state("teleop")
+
+
+@pytest.mark.timeout(600)
+def test_a_joint_the_run_could_not_find_is_left_to_the_sweep_with_a_note_naming_it(
+    page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
+) -> None:
+    daemon, _ = running
+    pair.follower.servo(2).set("Max_Torque_Limit", 120)  # 12 %: too weak to lift the arm
+    start_automatic(page)
+    expect(button(page, "Done sweeping")).to_be_enabled(timeout=AUTO_RUN_TIMEOUT_MS)
+    expect(page.locator(".steps li.current")).to_have_text("2 Range of motion")
+    expect(page.locator("#wizard-help")).to_contain_text(
+        "Sweep only shoulder_lift by hand from end stop to end stop (the others are kept)"
+    )
+    body = page.locator("#wizard-body")
+    expect(body).to_contain_text("not calibrated automatically: shoulder_lift:")
+    expect(body.locator("p.error")).to_have_count(1)
+    button(page, "Cancel").click()
+    button(page, "Discard").click()
+    wait_for(lambda: state(daemon)["step"] == "aborted")
+
+
 def test_a_second_tab_gets_the_409_naming_the_holder_and_cancel_in_step_1_closes(
     page: Any, chromium: Any, running: tuple[Daemon, WebProcess]
 ) -> None:
@@ -122,9 +216,7 @@ def test_a_second_tab_gets_the_409_naming_the_holder_and_cancel_in_step_1_closes
     start_wizard(page, "leader")
     other = open_dashboard(chromium, web)
     try:
-        other.get_by_label("Calibration of the follower").get_by_role(
-            "button", name="Calibrate follower"
-        ).click()
+        choose(other, "follower", "by hand")
         expect(other.locator("#notice")).to_contain_text(
             "calibration session 1 (main leader 'main_leader') is active"
         )

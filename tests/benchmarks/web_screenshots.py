@@ -46,6 +46,7 @@ def main(out: Path) -> None:
                 pose(pair.leader, MIDDLE)
                 card = page.get_by_label("Calibration of the leader")
                 card.get_by_role("button", name="Calibrate leader").click()
+                card.get_by_role("button", name="Calibrate by hand").click()
                 page.get_by_role("button", name="Capture neutral").click()
                 expect(page.get_by_role("button", name="Done sweeping")).to_be_enabled()
                 pair.leader.set_motion("sweep")

@@ -6,7 +6,7 @@ Routes (every one behind the token, see :mod:`so101d.web.auth`):
 * ``GET /api/stream`` server-sent events, one JSON snapshot per event (:mod:`.stream`);
 * ``GET /api/snapshot`` the same snapshot once;
 * ``POST /api/<method>`` forwards one of :data:`FORWARDED` with the JSON body's ``pair``,
-  ``arm`` and ``session``; the daemon's 409 and 422 come back as the HTTP status, with the
+  ``arm``, ``session`` and ``auto``; the daemon's 409 and 422 come back as the HTTP status, with the
   error object (its ``message``, ``unswept``...) as the body.
 
 This process holds no state of its own beyond the token: a crash, a restart or a slow
@@ -39,13 +39,14 @@ FORWARDED = frozenset(
         "resume",
         "estop",
         "calibrate.start",
+        "calibrate.confirm",
         "calibrate.capture",
         "calibrate.done",
         "calibrate.save",
         "calibrate.abort",
     }
 )
-PARAMS = ("pair", "arm", "session")
+PARAMS = ("pair", "arm", "session", "auto")
 POLL_TIMEOUT_S = 2.0
 ACTION_TIMEOUT_S = 15.0  # an e-stop reads every torque back; an abort returns the arm
 COOKIE_MAX_AGE_S = 365 * 24 * 3600

@@ -8,6 +8,8 @@ const ROLES = ["leader", "follower"];
 const COLORS = { leader: "#1565c0", follower: "#c62828" };
 const STEP_HELP = {
   starting: "Pausing the pair and opening the arm…",
+  confirming: "Read what will move. Nothing moves until you press Start.",
+  calibrating: "The arm is moving on its own, one joint at a time. E-STOP stops it at once.",
   homing: "Move every joint to the middle of its range, then capture the neutral pose.",
   sweeping: "Move every joint from end stop to end stop, then press Done sweeping.",
   review: "Check the new values against the old ones, then save.",
@@ -20,12 +22,16 @@ const ABORTED_BY_ESTOP = "Calibration was aborted by the E-STOP. Close and retry
 const DISCARD_QUESTION = {
   sweeping: "Discard the range-of-motion sweep?",
   review: "Discard the proposed calibration?",
+  calibrating: "Stop the automatic calibration?",
 };
+const DISCARD_LABEL = { calibrating: "Stop" }; // else "Discard"
+const CONFIRM_MOVE = "Move the arm now? Clear the workspace around the arm, then press Start (or Cancel).";
 
 const plots = new Map(); // pair name -> [{t, leader, follower}]
 const pairViews = new Map(); // pair name -> its section
 let latest = null; // the newest snapshot from the stream
 let wizard = null; // {session, pair, arm, state, lastStep, unswept}
+let choosing = null; // "pair/role" whose Calibrate button shows "by hand" and "automatically"
 
 function $(selector, root = document) {
   return root.querySelector(selector);
@@ -117,10 +123,38 @@ function renderBanners(files) {
 }
 
 function calibrateButton(pair, role) {
+  const key = `${pair}/${role}`;
   const button = element("button", `Calibrate ${role}`);
   button.type = "button";
-  button.addEventListener("click", () => startWizard(pair, role));
+  button.setAttribute("aria-expanded", String(choosing === key));
+  button.addEventListener("click", () => {
+    choosing = choosing === key ? null : key;
+    showChoices();
+  });
+  const choices = element("span", undefined, "choices");
+  choices.dataset.key = key;
+  choices.hidden = choosing !== key;
+  choices.append(
+    choiceButton("Calibrate by hand", () => startWizard(pair, role, false)),
+    choiceButton("Calibrate automatically", () => startWizard(pair, role, true)),
+  );
+  const group = element("span", undefined, "calibrate");
+  group.append(button, choices);
+  return group;
+}
+
+function choiceButton(text, onClick) {
+  const button = element("button", text);
+  button.type = "button";
+  button.addEventListener("click", onClick);
   return button;
+}
+
+function showChoices() {
+  for (const choices of document.querySelectorAll(".choices")) {
+    choices.hidden = choices.dataset.key !== choosing;
+    choices.previousElementSibling.setAttribute("aria-expanded", String(!choices.hidden));
+  }
 }
 
 function pairView(name) {
@@ -290,9 +324,11 @@ function drawPlot(canvas, samples) {
 
 // -- the wizard -------------------------------------------------------------------------------
 
-async function startWizard(pair, role) {
+async function startWizard(pair, role, auto) {
+  choosing = null;
+  showChoices();
   try {
-    const state = await post("calibrate.start", { pair, arm: role });
+    const state = await post("calibrate.start", { pair, arm: role, auto });
     openWizard(state);
     notify("");
   } catch (error) {
@@ -335,9 +371,11 @@ function renderWizard() {
   const step = state.step;
   if (state.active) wizard.lastStep = step;
   if (step !== "sweeping") wizard.unswept = [];
-  $("#wizard-title").textContent = `Calibrate the ${state.arm} of pair ${state.pair}`;
+  const how = state.auto ? " automatically" : "";
+  $("#wizard-title").textContent = `Calibrate the ${state.arm} of pair ${state.pair}${how}`;
   $("#wizard-what").textContent = `Session ${state.session}, arm '${state.arm_id}': ${state.reason}`;
   for (const item of section.querySelectorAll(".steps li")) {
+    item.hidden = !stepShown(item.dataset, state);
     item.classList.toggle("current", item.dataset.step === wizard.lastStep);
   }
   const aborted = step === "aborted";
@@ -345,7 +383,7 @@ function renderWizard() {
   $("#wizard-aborted-reason").textContent = aborted ? state.reason : "";
   $("#wizard-aborted strong").textContent =
     state.reason === "emergency stop" ? ABORTED_BY_ESTOP : ABORTED;
-  $("#wizard-help").textContent = STEP_HELP[step] || "";
+  $("#wizard-help").textContent = handSweepHelp(state) || STEP_HELP[step] || "";
   for (const button of section.querySelectorAll(".actions [data-for]")) {
     button.hidden = button.dataset.for !== wizard.lastStep;
     button.disabled = !state.active || button.dataset.for !== step;
@@ -353,23 +391,68 @@ function renderWizard() {
   if (step === "review" && state.review) $("#wizard-save").disabled = state.review.errors.length > 0;
   $("#wizard-cancel").hidden = !state.active;
   $("#wizard-close").hidden = state.active;
-  if (!state.active) wizard.confirm = null;
+  if (!state.active || DISCARD_QUESTION[step] !== wizard.confirm) wizard.confirm = null;
+  $("#wizard-discard").textContent = DISCARD_LABEL[step] || "Discard";
   $("#wizard-confirm").hidden = !wizard.confirm;
   $("#wizard-confirm-text").textContent = wizard.confirm || "";
   renderWizardBody($("#wizard-body"), state);
 }
 
+function stepShown(item, state) {
+  if (!item.mode) return !(state.auto && item.step === "sweeping" && wizard.lastStep !== "sweeping");
+  return item.mode === (state.auto ? "auto" : "hand");
+}
+
+function failedJoints(state) {
+  return (state.auto && state.auto.failed) || [];
+}
+
+function handSweepHelp(state) {
+  const failed = failedJoints(state);
+  if (state.step !== "sweeping" || !failed.length) return "";
+  return `Sweep only ${failed.join(", ")} by hand from end stop to end stop (the others are kept), then press Done sweeping.`;
+}
+
 function renderWizardBody(body, state) {
   body.replaceChildren();
+  const shown = state.step === "aborted" ? wizard.lastStep : state.step;
   if (state.step === "homing") body.append(ticksTable(state.joints));
-  else if (state.step === "sweeping" || (state.step === "aborted" && wizard.lastStep === "sweeping")) {
-    body.append(sweepTable(state));
+  else if (state.step === "confirming") body.append(...planParts(state.auto.plan));
+  else if (shown === "calibrating") body.append(...progressParts(state.auto.progress));
+  else if (shown === "sweeping") {
+    body.append(...failureParts(state), sweepTable(state));
   } else if (state.review && ["review", "saving", "saved"].includes(state.step)) {
     body.append(...reviewParts(state.review));
     if (state.step === "saved") {
       for (const saved of state.saved) body.append(element("p", `saved ${saved.path}` + (saved.backup ? ` (backup ${saved.backup})` : "")));
     }
   }
+}
+
+function planParts(plan) {
+  return [element("p", plan.message, "plan"), element("p", CONFIRM_MOVE)];
+}
+
+function progressParts(progress) {
+  if (!progress) return [element("p", "starting…")];
+  const [done, total] = progress.progress.split(" ")[0].split("/").map(Number);
+  const bar = element("progress");
+  bar.max = total;
+  bar.value = done;
+  bar.setAttribute("aria-label", "Motors calibrated");
+  const hottest = Math.max(0, ...Object.values(progress.temperatures));
+  const status = progress.status === "calibrating" ? "" : `  ${progress.status.toUpperCase()}`;
+  const line = `${progress.progress}  ${progress.current_motor || ""}  ${fixed(progress.time_elapsed, 1)} s, ~${fixed(progress.estimated_remaining, 1)} s left  max ${hottest} °C${status}`;
+  const rows = Object.entries(progress.temperatures).map(([joint, celsius]) => ({
+    cells: [joint, celsius],
+    className: joint === progress.current_motor ? "moving" : "",
+  }));
+  return [bar, element("p", line, "progress"), table(["motor", "temperature °C"], rows)];
+}
+
+function failureParts(state) {
+  const joints = (state.auto && state.auto.joints) || {};
+  return failedJoints(state).map((joint) => element("p", `not calibrated automatically: ${joint}: ${joints[joint].failure}`, "error"));
 }
 
 function table(headings, rows) {
@@ -458,6 +541,7 @@ function discard() {
 
 function setUp() {
   $("#estop").addEventListener("click", emergencyStop);
+  $("#wizard-start").addEventListener("click", () => wizardStep("calibrate.confirm"));
   $("#wizard-capture").addEventListener("click", () => wizardStep("calibrate.capture"));
   $("#wizard-done").addEventListener("click", () => wizardStep("calibrate.done"));
   $("#wizard-save").addEventListener("click", () => wizardStep("calibrate.save"));
