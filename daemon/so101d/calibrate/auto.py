@@ -3,11 +3,13 @@
 Before any motion every joint is homed for the sweep (``Homing_Offset`` so that it reads
 2047 where it rests, limits 0..4095: the servo then takes goals anywhere on the turn and its
 readings stay clear of the seam), torque confirmed off first. Then, joint by joint from the
-base to the gripper (wrist_roll keeps LeRobot's full turn unless asked for its stops): torque
+base to the gripper (:data:`RUN_ORDER`; wrist_roll keeps LeRobot's full turn unless asked for
+its stops): torque
 on with the goal at the present position, the joint's Torque_Limit reduced, its baseline
 load and current measured holding still, goal steps in one direction until a stall
 (:mod:`so101d.calibrate.stall`), back off, the other direction, then to the middle of what
-was found, where it holds while the next joint moves.
+was found, where it holds while the next joint moves. The elbow goes before the shoulder:
+the shoulder is then swept with the elbow folded (:meth:`AutoCalibration._fold_elbow`).
 
 Positions are tracked as continuous encoder ticks (the homing offset added back), so a
 joint's stops are its true span whatever the seam's place; the file's homing offset is chosen
@@ -34,7 +36,7 @@ from typing import Any, TypeVar
 from so101d.arm import Effort
 from so101d.calibrate.stall import Baseline, StallDetector, StallRule
 from so101d.calibrate.sweep import JointSweep, encodable_offset, encoder_ticks
-from so101d.calibration.model import GRIPPER, JOINTS, WRIST_ROLL, MotorCalibration, Role
+from so101d.calibration.model import GRIPPER, WRIST_ROLL, MotorCalibration, Role
 from so101d.calibration.validate import reference_band, shortest_travel
 from so101d.faults import PairFault
 from so101d.feetech import BusError, PortGone
@@ -44,7 +46,17 @@ from so101d.motion import ArmGuard, SettingChange, seam_delta
 log = logging.getLogger("so101d.calibrate.auto")
 T = TypeVar("T")
 
-GRAVITY_JOINTS = ("shoulder_lift", "elbow_flex")
+SHOULDER_LIFT, ELBOW_FLEX = "shoulder_lift", "elbow_flex"
+GRAVITY_JOINTS = (SHOULDER_LIFT, ELBOW_FLEX)
+# Base to gripper, but the elbow before the shoulder: the shoulder carries the whole arm, and
+# with the forearm folded back over the upper arm the weight hangs near the shoulder's axis.
+# The simulator's 5 V leaders need about 75 % of their torque to lift the arm stretched out
+# (more than the current limit allows) and a few per cent folded.
+RUN_ORDER = ("shoulder_pan", ELBOW_FLEX, SHOULDER_LIFT, "wrist_flex", WRIST_ROLL, GRIPPER)
+# elbow_flex folds towards higher readings: in LeRobot's frame -90° is the forearm stretched
+# out in line with the upper arm (the old frame's zero, ``elbow_flex = old - 90``) and +90°
+# is folded back over it, where an SO-101 rests.
+_FOLDED = 1
 _ROOM_CLEARANCE = 150  # ticks from the turn's end where a re-homed stop is placed
 _ARRIVED_TICKS = 8
 _SETTLED_SAMPLES = 5  # samples without motion, the goal reached: a move is over
@@ -155,7 +167,7 @@ class AutoCalibration:
         self.role = Role(self.arm.role)
         self.clock, self.sleep, self.cancelled = clock, sleep, cancelled
         self.on_progress, self.telemetry = on_progress, telemetry
-        self.joints = [joint for joint in JOINTS if joint in self.arm.motor_ids]
+        self.joints = [joint for joint in RUN_ORDER if joint in self.arm.motor_ids]
         self.offsets: dict[str, int] = {}  # the homing offsets the servos hold now
         self.outcomes: dict[str, JointOutcome] = {}
         self.temperatures: dict[str, int] = {}
@@ -202,7 +214,8 @@ class AutoCalibration:
             "estimated_s": round(seconds, 1),
             "message": (
                 f"the {self.role} will move on its own, one joint at a time "
-                f"({', '.join(moving)}), to each end stop and back to its middle, at "
+                f"({', '.join(moving)}; the elbow folded while the shoulder moves), to "
+                f"each end stop and back to its middle, at "
                 f"{self.settings.speed_dps:g} °/s and at most "
                 f"{max(limits.values(), default=0):g} % torque ({' and '.join(GRAVITY_JOINTS)} "
                 f"up to {self.settings.gravity_torque_limit_pct:g} % where the arm's weight "
@@ -229,8 +242,9 @@ class AutoCalibration:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> dict[str, JointOutcome]:
-        """Every joint in order; the arm ends holding each joint at its middle (the caller
-        releases it). Raises AutoCancelled or AutoEmergency; bus errors propagate."""
+        """Every joint in :data:`RUN_ORDER`; the outcomes in the arm's order. The arm ends
+        holding each joint at its middle (the caller releases it). Raises AutoCancelled or
+        AutoEmergency; bus errors propagate."""
         self._started = self.clock()
         self._read_temperatures()
         self.started_temperatures = dict(self.temperatures)
@@ -258,11 +272,28 @@ class AutoCalibration:
             self._retrying(self.guard.restore_torque_limits)
         self._current, self.status = None, "done"
         self._report()
-        return self.outcomes
+        return {joint: self.outcomes[joint] for joint in self.arm.joints}  # the file's order
 
     def _calibrate_joint(self, joint: str) -> JointOutcome:
         if joint not in self.moving_joints():
             return JointOutcome(joint, full_turn=True, neutral=self._encoder[joint])
+        elbow = self._fold_elbow() if joint == SHOULDER_LIFT else None
+        outcome = self._swept(joint)
+        if elbow is not None:
+            self._move_to(ELBOW_FLEX, elbow)
+        return outcome
+
+    def _fold_elbow(self) -> float | None:
+        """The elbow (found already) to its folded end, backed off as after its stop: the
+        middle to return it to, or None when the elbow was not found."""
+        elbow = self.outcomes.get(ELBOW_FLEX)
+        if elbow is None or elbow.low is None or elbow.high is None:
+            return None
+        stop = elbow.high if _FOLDED > 0 else elbow.low
+        self._move_to(ELBOW_FLEX, stop - _FOLDED * self.settings.back_off_ticks)
+        return (elbow.low + elbow.high) / 2
+
+    def _swept(self, joint: str) -> JointOutcome:
         try:
             with self._reduced_torque(joint):
                 outcome = self._find_stops(joint)
