@@ -69,6 +69,13 @@ def refused(daemon: Daemon, method: str, **params: Any) -> ApiError:
     raise AssertionError(f"{method} {params} was not refused")
 
 
+def box_in_the_way(arm: VirtualArm, joint: str) -> None:
+    """An obstacle near the joint, on its way to the farther stop."""
+    truth = next(t for t in arm.ground_truth() if t["joint"] == joint)
+    (low, high), at = truth["stops"], truth["position"]
+    arm.place_obstacle(joint, at - 200 if at - low > high - at else at + 200)
+
+
 def straddle_the_seam(arm: VirtualArm, joint: str) -> None:
     """Set the joint's Homing_Offset (EEPROM) so its readings cross 4095 -> 0 mid-travel:
     the middle of its travel reads 4000 (reading = (actual - offset) mod 4096)."""

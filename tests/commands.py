@@ -8,8 +8,9 @@ import sys
 
 
 def so101d(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+    *args: str, env: dict[str, str] | None = None, stdin: str = "", timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    """The command with ``stdin`` on a pipe (never a terminal)."""
     return subprocess.run(
         [sys.executable, "-m", "so101d", *args],
         input=stdin,
@@ -17,5 +18,5 @@ def so101d(
         text=True,
         env={**os.environ, **(env or {})},
         check=False,
-        timeout=60,
+        timeout=timeout,
     )

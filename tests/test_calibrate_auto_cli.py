@@ -5,8 +5,6 @@ terminal runs to a saved file and writes the telemetry."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import Role
 from tests.calibrating import state
+from tests.commands import so101d
 from tests.daemon_harness import PairSetup, StartDaemon, torque_enabled
 from tests.pty_terminal import Terminal
 
@@ -21,24 +20,7 @@ from tests.pty_terminal import Terminal
 def test_no_terminal_and_no_yes_refuses_to_move(pair: PairSetup, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(pair)
     daemon.wait_state("teleop")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "so101d",
-            "calibrate",
-            "--config",
-            str(daemon.config),
-            "--auto",
-            "--arm",
-            "follower",
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=60,
-    )
+    result = so101d("calibrate", "--config", str(daemon.config), "--auto", "--arm", "follower")
     assert result.returncode == 2
     assert "refusing to move the arm" in result.stderr and "--yes" in result.stderr
     assert state(daemon) == {"session": None}  # no session: nothing paused, nothing moved
@@ -73,25 +55,16 @@ def test_yes_without_a_terminal_saves_the_file_and_the_telemetry(
     daemon = start_daemon(pair)
     daemon.wait_state("teleop")
     telemetry = work / "samples.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "so101d",
-            "calibrate",
-            "--config",
-            str(daemon.config),
-            "--auto",
-            "--arm",
-            "follower",
-            "--yes",
-            "--save-telemetry",
-            str(telemetry),
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    result = so101d(
+        "calibrate",
+        "--config",
+        str(daemon.config),
+        "--auto",
+        "--arm",
+        "follower",
+        "--yes",
+        "--save-telemetry",
+        str(telemetry),
         timeout=280,
     )
     assert result.returncode == 0, (result.stdout, result.stderr)

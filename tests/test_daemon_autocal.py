@@ -14,10 +14,11 @@ import pytest
 
 from so101d.calibration.locate import calibration_path
 from so101d.calibration.model import Role
-from so101d.sim import Fault, VirtualArm
+from so101d.sim import Fault
 from tests.calibrating import (
     assert_eeprom_holds,
     assert_saved_true_travel,
+    box_in_the_way,
     state,
     straddle_the_seam,
     wait_step,
@@ -55,13 +56,6 @@ def started(daemon: Daemon, meanwhile: Callable[[], None] = lambda: None) -> dic
     meanwhile()
     daemon.call("calibrate.confirm")
     return wait_step(daemon, "calibrating")
-
-
-def box_in_the_way(arm: VirtualArm, joint: str) -> None:
-    """An obstacle near the joint, on its way to the farther stop."""
-    truth = next(t for t in arm.ground_truth() if t["joint"] == joint)
-    (low, high), at = truth["stops"], truth["position"]
-    arm.place_obstacle(joint, at - 200 if at - low > high - at else at + 200)
 
 
 def wait_progress(daemon: Daemon, done: Any, timeout: float = RUN_TIMEOUT_S) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tests.calibrating import (
     assert_backup_and_sibling,
     assert_eeprom_holds,
     assert_saved_true_travel,
+    box_in_the_way,
     pose,
     state,
 )
@@ -194,7 +195,7 @@ def test_a_joint_the_run_could_not_find_is_left_to_the_sweep_with_a_note_naming_
     page: Any, running: tuple[Daemon, WebProcess], pair: PairSetup
 ) -> None:
     daemon, _ = running
-    pair.follower.servo(2).set("Max_Torque_Limit", 120)  # 12 %: too weak to lift the arm
+    box_in_the_way(pair.follower, "shoulder_lift")
     start_automatic(page)
     expect(button(page, "Done sweeping")).to_be_enabled(timeout=AUTO_RUN_TIMEOUT_MS)
     expect(page.locator(".steps li.current")).to_have_text("2 Range of motion")
