@@ -1,4 +1,5 @@
-"""The shoulder carries the arm: swept with the elbow folded, or reported as too heavy.
+"""The shoulder carries the arm: swept with the elbow folded, reported as too heavy, or found
+with the little torque its servo is capped at.
 
 On the simulator's 5 V leaders (servos rated 7.4 V) the shoulder cannot lift the arm with the
 forearm stretched out within the current limit; folded, it needs a few per cent. These arms
@@ -73,3 +74,23 @@ def test_a_shoulder_too_heavy_with_the_elbow_stretched_out_is_reported_not_saved
     assert lift.failure is not None and ("gravity" in lift.failure or "heavy" in lift.failure)
     assert [j for j, o in outcomes.items() if not o.ok] == ["shoulder_lift"]
     assert max(currents) < run.engine.settings.max_current_ma
+
+
+@pytest.mark.parametrize("cap", [40, 120])
+def test_a_shoulder_capped_by_its_max_torque_limit_finds_its_true_stops(
+    tmp_path: Path, cap: int
+) -> None:
+    """Max_Torque_Limit (EEPROM) below the asked 30 %: the stall is judged against the torque
+    the servo can give, and no stronger push is tried."""
+    with virtual_clock_arm(tmp_path, "follower", 0) as run:
+        run.arm.servo(2).set("Max_Torque_Limit", cap)
+        lift = run.engine.run()["shoulder_lift"]
+        run.guard.release()
+        low, high = next(t for t in run.arm.ground_truth() if t["joint"] == "shoulder_lift")[
+            "encoder_stops"
+        ]  # type: ignore[misc]
+        loads = [abs(s["load"]) for s in run.telemetry if s["joint"] == "shoulder_lift"]
+    assert lift.low is not None and lift.high is not None, lift
+    for found, true in ((lift.low, low), (lift.high, high)):
+        assert abs((found - true + 2048) % 4096 - 2048) <= 50, (lift, low, high)
+    assert max(loads) <= cap

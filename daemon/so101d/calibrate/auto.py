@@ -181,6 +181,7 @@ class AutoCalibration:
         self._current: str | None = None
         self._samples = 0
         self._warned: set[str] = set()
+        self._torque_caps: dict[str, int] = {}  # EEPROM Max_Torque_Limit, 0.1 %
 
     # -- the plan ----------------------------------------------------------------------------
 
@@ -248,6 +249,7 @@ class AutoCalibration:
         self._started = self.clock()
         self._read_temperatures()
         self.started_temperatures = dict(self.temperatures)
+        self._torque_caps = self._retrying(lambda: self.arm.sync_read("Max_Torque_Limit"))
         encoders = {
             joint: encoder_ticks(raw, offset)
             for (joint, raw), offset in zip(
@@ -403,7 +405,7 @@ class AutoCalibration:
         best = start
         limit = self.settings.torque_limit(joint)
         self._limit_torque(joint, limit)
-        detector = StallDetector(direction, baseline, limit, self.settings.stall)
+        detector = self._detector(joint, direction, baseline, limit)
         stalled_at: float | None = None
         deadline = self.clock() + 2 * ENCODER_RESOLUTION / self.settings.speed_ticks + 2.0
         while True:
@@ -417,7 +419,7 @@ class AutoCalibration:
                     return _Run("stop", position, start)
                 stalled_at, limit = position, stronger
                 self._limit_torque(joint, limit)
-                detector = StallDetector(direction, baseline, limit, self.settings.stall)
+                detector = self._detector(joint, direction, baseline, limit)
             best = max(best, position) if direction > 0 else min(best, position)
             if direction * (best - position) > _SINK_TICKS:
                 stronger = self._stronger(joint, limit, effort.current_ma)
@@ -425,21 +427,31 @@ class AutoCalibration:
                     return _Run("gravity", best, start)
                 best, limit = position, stronger
                 self._limit_torque(joint, limit)
-                detector = StallDetector(direction, baseline, limit, self.settings.stall)
+                detector = self._detector(joint, direction, baseline, limit)
             at_end = abs(self.guard.commanded.get(joint, 0.0) - far) < 0.5
             if at_end and abs(goal - position) < self.settings.stall.lead_ticks:
                 return _Run("room", position, start)
             if self.clock() > deadline:
                 return _Run("timeout", position, start)
 
+    def _detector(
+        self, joint: str, direction: int, baseline: Baseline, limit: int
+    ) -> StallDetector:
+        return StallDetector(direction, baseline, self._capped(joint, limit), self.settings.stall)
+
+    def _capped(self, joint: str, limit: int) -> int:
+        """The torque a servo gives at Torque_Limit ``limit``: its Max_Torque_Limit caps it."""
+        return min(limit, self._torque_caps.get(joint, limit))
+
     def _limit_torque(self, joint: str, limit: int) -> None:
         self._retrying(lambda: self.guard.limit_torque(joint, limit))
 
     def _stronger(self, joint: str, limit: int, current_ma: float) -> int | None:
         """The next torque limit to try a gravity joint's stall with, or None: none beyond
-        the gravity limit, nor one whose current (in proportion) nears the current limit."""
+        the gravity limit or the servo's Max_Torque_Limit, nor one whose current (in
+        proportion) nears the current limit."""
         most = round(self.settings.gravity_torque_limit_pct * 10)
-        if joint not in GRAVITY_JOINTS or limit >= most:
+        if joint not in GRAVITY_JOINTS or limit >= most or self._capped(joint, limit) < limit:
             return None
         stronger = min(limit + round(self.settings.gravity_torque_step_pct * 10), most)
         if current_ma * stronger / limit > _CURRENT_HEADROOM * self.settings.max_current_ma:
