@@ -324,3 +324,34 @@ def test_the_dashboard_shows_the_pair_its_telemetry_and_its_precheck(
     expect(pair_view.locator(".state-name")).to_have_text("paused")
     pair_view.get_by_role("button", name="Resume").click()
     expect(pair_view.locator(".state-name")).to_have_text("teleop")
+
+
+STREAM_UPDATES = """() => new Promise((done) => {
+  let updates = 0;
+  const observer = new MutationObserver(() => {
+    if (++updates >= 5) { observer.disconnect(); done(); }
+  });
+  observer.observe(document.querySelector(".motors tbody"), { childList: true });
+})"""
+
+
+def test_the_calibrate_buttons_stay_put_while_the_stream_updates_the_page(
+    page: Any, running: tuple[Daemon, WebProcess]
+) -> None:
+    """A button replaced between a tap's press and release loses the tap (and the focus)."""
+    expect(page.locator(".state-name")).to_have_text("teleop")
+    card = page.get_by_label("Calibration of the leader")
+    calibrate = card.get_by_role("button", name="Calibrate leader").element_handle()
+    calibrate.focus()
+    page.evaluate(STREAM_UPDATES)  # five snapshots drawn: the motor table redrawn each time
+    assert calibrate.evaluate("(b) => b.isConnected && document.activeElement === b")
+    page.mouse.move(*centre(calibrate))
+    page.mouse.down()
+    page.evaluate(STREAM_UPDATES)  # a slow tap, across a second of updates
+    page.mouse.up()
+    expect(card.get_by_role("button", name="Calibrate by hand")).to_be_visible()
+
+
+def centre(handle: Any) -> tuple[float, float]:
+    box = handle.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

@@ -106,8 +106,18 @@ function onSnapshot(snapshot) {
 
 // -- the dashboard ----------------------------------------------------------------------------
 
+// The stream arrives five times a second: a part redrawn each time would replace a button under
+// a finger (a tap whose press and release land on two elements is lost) or the keyboard focus.
+function unchanged(container, data) {
+  const signature = JSON.stringify(data);
+  if (container.dataset.signature === signature) return true;
+  container.dataset.signature = signature;
+  return false;
+}
+
 function renderBanners(files) {
   const banners = $("#banners");
+  if (unchanged(banners, files)) return;
   banners.replaceChildren();
   for (const [pair, arms] of Object.entries(files)) {
     for (const role of ROLES) {
@@ -211,6 +221,7 @@ function placeholderRow(text, columns) {
 }
 
 function renderCards(cards, pair, arms) {
+  if (unchanged(cards, arms)) return;
   cards.replaceChildren();
   for (const role of ROLES) {
     const file = arms[role];
